@@ -1,0 +1,42 @@
+//! JOSE primitives Charter needs: the server's own signing keys (generation,
+//! serialization, public JWK Set) and validation of JWK Sets that clients
+//! register (RFC 7517, RFC 7518, RFC 7638).
+//!
+//! This crate does no I/O and knows nothing about storage or HTTP: the caller
+//! persists the PKCS#8 bytes it gets from [`SigningKey::generate`] and passes
+//! them back through [`SigningKey::from_pkcs8`].
+
+mod client_jwks;
+mod signing;
+
+pub use client_jwks::{validate_client_jwks, JwksError};
+pub use signing::{Algorithm, SigningKey};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// Base64url without padding (RFC 7515 §2), the encoding of every binary JWK member.
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Strict base64url decoding: padding and the standard alphabet are refused.
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// JWK thumbprint (RFC 7638 §3) over the required members, in lexicographic order.
+pub(crate) fn thumbprint(required_members: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut canonical = String::from("{");
+    for (i, (name, value)) in required_members.iter().enumerate() {
+        if i > 0 {
+            canonical.push(',');
+        }
+        // Member values in the required set are base64url strings or fixed
+        // names, so no JSON escaping is ever needed.
+        canonical.push_str(&format!("\"{name}\":\"{value}\""));
+    }
+    canonical.push('}');
+    b64url(&Sha256::digest(canonical.as_bytes()))
+}
