@@ -1,1 +1,315 @@
-//! placeholder
+//! Charter's one typed configuration.
+//!
+//! A TOML file (every key optional) is read into [`RawConfig`] with
+//! `deny_unknown_fields`, command-line flags and environment variables
+//! override it, and [`RawConfig::validate`] turns the result into a
+//! [`Config`] of real types, or a list of *every* problem, each naming the
+//! key, the bad value and what is accepted. The server does not start until
+//! all are fixed.
+
+mod duration;
+
+pub use duration::parse_duration;
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./charter-data";
+
+/// The file format: every key optional, strings where the value needs parsing.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub registration: RawRegistration,
+    #[serde(default)]
+    pub secrets: RawSecrets,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistration {
+    pub rotate_registration_access_token_on_update: Option<bool>,
+    pub client_secret_lifetime: Option<String>,
+}
+
+#[derive(Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    pub hash_key: Option<String>,
+}
+
+impl fmt::Debug for RawSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawSecrets")
+            .field("hash_key", &self.hash_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub registration: RegistrationConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// `None`: derived from the bound address at start-up (`http://127.0.0.1:PORT`).
+    pub issuer: Option<Issuer>,
+    pub data_dir: PathBuf,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Sqlite { url: String },
+    Postgres { url: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    /// RFC 7592 §2.2 allows a new registration access token in every update
+    /// response; on by default so a leaked token dies at the next update.
+    /// Some profiles (the Brazil DCR suite) expect it unchanged.
+    pub rotate_registration_access_token_on_update: bool,
+    /// Lifetime of issued client secrets (`client_secret_expires_at`).
+    pub client_secret_lifetime: Duration,
+}
+
+#[derive(Clone, Default)]
+pub struct SecretsConfig {
+    /// Key for hashing credentials; when `None` a key is generated and kept
+    /// in the data directory. Replicas sharing a database must share it.
+    pub hash_key: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("hash_key", &self.hash_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// An issuer identifier (RFC 8414 §2): kept byte-exact as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    text: String,
+    path: String,
+}
+
+impl Issuer {
+    /// Parses and checks an issuer identifier: `https` (or `http` on a
+    /// loopback host), no query, no fragment, no user information, no
+    /// trailing slash.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => return Err(format!("{text:?} uses http on a non-loopback host; a public issuer must be https (RFC 8414 §2)")),
+            other => return Err(format!("{text:?} has scheme {other:?}; use https")),
+        }
+        if url.query().is_some() || url.fragment().is_some() || text.contains(['?', '#']) {
+            return Err(format!("{text:?} must not contain a query or fragment (RFC 8414 §2)"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{text:?} must not contain user information"));
+        }
+        if text.ends_with('/') {
+            return Err(format!("{text:?} must not end with '/'; the issuer is compared byte for byte"));
+        }
+        if url.as_str().trim_end_matches('/') != text {
+            return Err(format!("{text:?} is not in normalized form; write it as {:?}", url.as_str().trim_end_matches('/')));
+        }
+        let path = url.path().trim_end_matches('/').to_owned();
+        Ok(Self { text: text.to_owned(), path })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The issuer's path without a trailing slash; empty for a host-only issuer.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// An endpoint URL under the issuer.
+    pub fn endpoint(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.text)
+    }
+}
+
+impl fmt::Display for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Errors of loading, before validation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl RawConfig {
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Checks every key and collects every problem.
+    pub fn validate(self) -> Result<Config, Error> {
+        let mut problems = Vec::new();
+        let listen_text = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!("server.listen: {listen_text:?} is not an address; write IP:PORT such as 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let issuer = self.server.issuer.as_deref().and_then(|text| {
+            Issuer::parse(text)
+                .map_err(|e| problems.push(format!("server.issuer: {e}")))
+                .ok()
+        });
+        if issuer.is_none() && self.server.issuer.is_none() && !listen.ip().is_loopback() {
+            problems.push(format!(
+                "server.issuer: missing; required when server.listen ({listen}) is not a loopback address, and it must be https"
+            ));
+        }
+        let data_dir = self.server.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let tls = match (&self.server.tls.cert, &self.server.tls.key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("server.tls.cert", cert), ("server.tls.key", key)] {
+                    if !path.is_file() {
+                        problems.push(format!("{name}: {} does not exist or is not a file", path.display()));
+                    }
+                }
+                Some(TlsConfig { cert: cert.clone(), key: key.clone() })
+            }
+            (Some(_), None) => {
+                problems.push("server.tls.key: missing; required when server.tls.cert is set".into());
+                None
+            }
+            (None, Some(_)) => {
+                problems.push("server.tls.cert: missing; required when server.tls.key is set".into());
+                None
+            }
+        };
+        if let Some(issuer) = &issuer {
+            if tls.is_some() && !issuer.as_str().starts_with("https://") {
+                problems.push(format!("server.issuer: {issuer} must be https when TLS is enabled"));
+            }
+        }
+
+        let storage = match self.storage.database_url {
+            None => StorageConfig::Sqlite { url: format!("sqlite:{}", data_dir.join("charter.db").display()) },
+            Some(url) if url.starts_with("sqlite:") => StorageConfig::Sqlite { url },
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => StorageConfig::Postgres { url },
+            Some(url) => {
+                let shown = url.split_once("://").map_or(url.as_str(), |(scheme, _)| scheme);
+                problems.push(format!(
+                    "storage.database_url: scheme of {shown:?} is not supported; use sqlite:PATH or postgres://USER@HOST/DB"
+                ));
+                StorageConfig::Sqlite { url: String::new() }
+            }
+        };
+
+        let lifetime_text = self.registration.client_secret_lifetime.as_deref().unwrap_or("90d");
+        let client_secret_lifetime = match parse_duration(lifetime_text) {
+            Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) => d,
+            Ok(_) => {
+                problems.push(format!("registration.client_secret_lifetime: {lifetime_text:?} is out of range; use 1m to 3660d"));
+                Duration::ZERO
+            }
+            Err(e) => {
+                problems.push(format!("registration.client_secret_lifetime: {e}"));
+                Duration::ZERO
+            }
+        };
+
+        let hash_key = self.secrets.hash_key.as_deref().and_then(|text| {
+            use base64::Engine;
+            match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()) {
+                Ok(key) if key.len() >= 32 => Some(key),
+                _ => {
+                    problems.push("secrets.hash_key: must be at least 32 bytes, base64url-encoded without padding (value not shown)".into());
+                    None
+                }
+            }
+        });
+
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        Ok(Config {
+            server: ServerConfig { listen, issuer, data_dir, tls },
+            storage,
+            registration: RegistrationConfig {
+                rotate_registration_access_token_on_update: self
+                    .registration
+                    .rotate_registration_access_token_on_update
+                    .unwrap_or(true),
+                client_secret_lifetime,
+            },
+            secrets: SecretsConfig { hash_key },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,340 @@
-//! placeholder
+//! The PostgreSQL backend, for deployments that run several replicas against
+//! one shared database.
+//!
+//! Every write is its own transaction on a pooled connection: single-row
+//! writes rely on PostgreSQL's implicit transaction, and writes that touch
+//! several rows (bootstrap, initial signing keys) open an explicit one. Unlike
+//! the SQLite backend there is no group-commit writer here, and none is
+//! needed: PostgreSQL itself groups the WAL flushes of concurrently
+//! committing transactions, so many connections writing at once share the
+//! cost of each `fsync` while every write is acknowledged only once durable
+//! (with `synchronous_commit` at its default, `on`).
+
+use async_trait::async_trait;
+use charter_store::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+
+/// Most connections one store holds open.
+const MAX_CONNECTIONS: u32 = 16;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_owned()),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            Error::Database(format!("referenced record does not exist: {}", d.message()))
+        }
+        _ => Error::Database(e.to_string()),
+    }
+}
+
+fn parse_url(url: &str) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url).map_err(|e| Error::Database(format!("invalid PostgreSQL URL: {e}")))
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://...`) and applies
+    /// pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::connect(parse_url(url)?).await
+    }
+
+    /// Like [`open`](Self::open), but keeps every table (and the migration
+    /// history) in `schema`, creating it if missing. Lets tests share one
+    /// database without sharing data. `schema` may contain only lowercase
+    /// ASCII letters, digits and `_`.
+    pub async fn open_with_schema(url: &str, schema: &str) -> Result<Self> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(Error::Database(format!(
+                "invalid schema name {schema:?}: use 1 to 63 characters among a-z, 0-9 and _"
+            )));
+        }
+        let options = parse_url(url)?;
+        let mut conn = PgConnection::connect_with(&options).await.map_err(db_err)?;
+        let created = sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+        match created {
+            // Two sessions creating the same schema at once can both pass the
+            // IF NOT EXISTS check; the loser sees a unique violation, and the
+            // schema exists either way.
+            Ok(_) => {}
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {}
+            Err(e) => return Err(db_err(e)),
+        }
+        Self::connect(options.options([("search_path", schema)])).await
+    }
+
+    async fn connect(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        if let Err(e) = sqlx::migrate!("./migrations").run(&pool).await {
+            pool.close().await;
+            return Err(Error::Migration(e.to_string()));
+        }
+        Ok(Self { pool })
+    }
+}
+
+fn hash_of(row: &PgRow, column: &str) -> Result<TokenHash> {
+    let bytes: Vec<u8> = row.try_get(column).map_err(db_err)?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("{column} is not 32 bytes")))
+}
+
+fn organization_from_row(row: &PgRow) -> Result<Organization> {
+    Ok(Organization {
+        id: row.try_get("id").map_err(db_err)?,
+        name: row.try_get("name").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+fn initial_access_token_from_row(row: &PgRow) -> Result<InitialAccessToken> {
+    Ok(InitialAccessToken {
+        id: row.try_get("id").map_err(db_err)?,
+        organization_id: row.try_get("organization_id").map_err(db_err)?,
+        token_hash: hash_of(row, "token_hash")?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+        revoked: row.try_get("revoked").map_err(db_err)?,
+    })
+}
+
+fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
+    let metadata: String = row.try_get("metadata").map_err(db_err)?;
+    let secret_hash: Option<Vec<u8>> = row.try_get("secret_hash").map_err(db_err)?;
+    Ok(ClientRecord {
+        client_id: row.try_get("client_id").map_err(db_err)?,
+        organization_id: row.try_get("organization_id").map_err(db_err)?,
+        initial_access_token_id: row.try_get("initial_access_token_id").map_err(db_err)?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
+        secret_hash: secret_hash
+            .map(|b| b.try_into().map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into())))
+            .transpose()?,
+        secret_expires_at: row.try_get("secret_expires_at").map_err(db_err)?,
+        registration_token_hash: hash_of(row, "registration_token_hash")?,
+        issued_at: row.try_get("issued_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid").map_err(db_err)?,
+        alg: row.try_get("alg").map_err(db_err)?,
+        private_pkcs8: row.try_get("private_pkcs8").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+async fn insert_iat<'e, E>(executor: E, t: &InitialAccessToken) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&t.id)
+    .bind(&t.organization_id)
+    .bind(&t.token_hash[..])
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.revoked)
+    .execute(executor)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+impl Describe for PostgresStore {
+    fn durability(&self) -> String {
+        "PostgreSQL, synchronous_commit as configured on the server (default on: each acknowledged write is durable), \
+         one transaction per write"
+            .into()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn bootstrap(&self, records: Bootstrap) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let created = sqlx::query(
+            "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&records.organization.id)
+        .bind(&records.organization.name)
+        .bind(records.organization.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if created {
+            sqlx::query("INSERT INTO admin_tokens (token_hash, created_at) VALUES ($1, $2)")
+                .bind(&records.admin_token_hash[..])
+                .bind(records.organization.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            insert_iat(&mut *tx, &records.initial_access_token).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(organization_from_row).transpose()
+    }
+
+    async fn insert_organization(&self, org: Organization) -> Result<()> {
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&org.id)
+            .bind(&org.name)
+            .bind(org.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM admin_tokens WHERE token_hash = $1")
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()> {
+        insert_iat(&self.pool, &token).await
+    }
+
+    async fn initial_access_token_by_hash(&self, hash: &TokenHash) -> Result<Option<InitialAccessToken>> {
+        let row = sqlx::query(
+            "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
+             FROM initial_access_tokens WHERE token_hash = $1",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(initial_access_token_from_row).transpose()
+    }
+
+    async fn insert_client(&self, client: ClientRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+             secret_expires_at, registration_token_hash, issued_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&client.client_id)
+        .bind(&client.organization_id)
+        .bind(&client.initial_access_token_id)
+        .bind(client.metadata.to_string())
+        .bind(client.secret_hash.as_ref().map(|h| &h[..]))
+        .bind(client.secret_expires_at)
+        .bind(&client.registration_token_hash[..])
+        .bind(client.issued_at)
+        .bind(client.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        let row = sqlx::query(
+            "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+             secret_expires_at, registration_token_hash, issued_at, updated_at \
+             FROM clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE clients SET metadata = $1, secret_hash = $2, secret_expires_at = $3, \
+             registration_token_hash = $4, updated_at = $5 WHERE client_id = $6 AND registration_token_hash = $7",
+        )
+        .bind(update.metadata.to_string())
+        .bind(update.secret_hash.as_ref().map(|h| &h[..]))
+        .bind(update.secret_expires_at)
+        .bind(&update.registration_token_hash[..])
+        .bind(update.updated_at)
+        .bind(&update.client_id)
+        .bind(&update.expected_registration_token_hash[..])
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str, registration_token_hash: &TokenHash) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1 AND registration_token_hash = $2")
+            .bind(client_id)
+            .bind(&registration_token_hash[..])
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn ensure_signing_keys(&self, keys: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for k in &keys {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (initial_for_alg) DO NOTHING",
+            )
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.alg)
+            .bind(&k.private_pkcs8)
+            .bind(k.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.signing_keys().await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,1 +1,153 @@
-//! placeholder
+//! The storage interface: domain records and the [`Store`] trait that every
+//! backend implements (`charter-store-sqlite`, `charter-store-postgres`).
+//!
+//! Records carry hashes, never credentials: secrets, registration access
+//! tokens and initial access tokens reach this layer only as keyed hashes
+//! computed by the service layer. Every method that changes more than one row
+//! does so in one transaction; a method either happens entirely or not at all.
+
+use async_trait::async_trait;
+
+pub mod contract;
+
+/// Seconds since the Unix epoch, the unit of every timestamp in the protocol.
+pub type UnixTime = i64;
+
+/// A keyed hash of a bearer credential (HMAC-SHA-256 output).
+pub type TokenHash = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub created_at: UnixTime,
+}
+
+/// An initial access token (RFC 7591 §1.2), bound to an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialAccessToken {
+    pub id: String,
+    pub organization_id: String,
+    pub token_hash: TokenHash,
+    pub created_at: UnixTime,
+    /// `None` means the token does not expire.
+    pub expires_at: Option<UnixTime>,
+    pub revoked: bool,
+}
+
+/// A registered client. `metadata` is the validated metadata as JSON
+/// (`charter_protocol::ClientMetadata`); the columns beside it are what the
+/// server itself decides and what queries need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub organization_id: String,
+    /// The initial access token the client registered with.
+    pub initial_access_token_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub secret_hash: Option<TokenHash>,
+    /// `Some(0)` never happens: every secret expires. `None` when no secret.
+    pub secret_expires_at: Option<UnixTime>,
+    pub registration_token_hash: TokenHash,
+    pub issued_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// A full replacement of a client's metadata (RFC 7592 §2.2), applied only
+/// while the registration access token is still `expected_registration_token_hash`.
+#[derive(Debug, Clone)]
+pub struct ClientUpdate {
+    pub client_id: String,
+    pub expected_registration_token_hash: TokenHash,
+    pub metadata: serde_json::Value,
+    pub secret_hash: Option<TokenHash>,
+    pub secret_expires_at: Option<UnixTime>,
+    pub registration_token_hash: TokenHash,
+    pub updated_at: UnixTime,
+}
+
+/// A server signing key; `private_pkcs8` is the DER private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_pkcs8: Vec<u8>,
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What first start creates: the `default` organization, an admin token and
+/// an initial access token for it.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub organization: Organization,
+    pub admin_token_hash: TokenHash,
+    pub initial_access_token: InitialAccessToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A uniqueness rule was violated (for example a duplicate organization name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The durability a backend gives a write before acknowledging it.
+pub trait Describe {
+    /// A one-line description for operators and benchmarks.
+    fn durability(&self) -> String;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + Describe + 'static {
+    /// Creates the first-start records in one transaction if the `default`
+    /// organization does not exist yet; returns whether it did so.
+    async fn bootstrap(&self, records: Bootstrap) -> Result<bool>;
+
+    async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    async fn insert_organization(&self, org: Organization) -> Result<()>;
+
+    /// Whether a hash belongs to an admin token.
+    async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool>;
+
+    async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()>;
+    async fn initial_access_token_by_hash(&self, hash: &TokenHash) -> Result<Option<InitialAccessToken>>;
+
+    /// Stores a new client. The write is durable when this returns.
+    async fn insert_client(&self, client: ClientRecord) -> Result<()>;
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    /// Replaces a client's metadata and credentials if its registration
+    /// access token is still the expected one; returns whether it did.
+    async fn update_client(&self, update: ClientUpdate) -> Result<bool>;
+    /// Deletes a client if its registration access token is the expected
+    /// one; returns whether it did.
+    async fn delete_client(&self, client_id: &str, registration_token_hash: &TokenHash) -> Result<bool>;
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Stores each of `keys` as the initial key of its algorithm unless that
+    /// algorithm has one already, in one transaction, and returns every
+    /// stored key. Several replicas starting together end up with one key set.
+    async fn ensure_signing_keys(&self, keys: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>>;
+
+    /// Flushes and closes connections.
+    async fn close(&self);
+}

@@ -1,0 +1,87 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Error> {
+    RawConfig::from_toml_str(text, Path::new("test.toml"))?.validate()
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Err(Error::Invalid(p)) => p,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_config_is_the_zero_config_default() {
+    let c = parse("").unwrap();
+    assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+    assert!(c.server.issuer.is_none());
+    assert_eq!(c.storage, StorageConfig::Sqlite { url: "sqlite:./charter-data/charter.db".into() });
+    assert!(c.registration.rotate_registration_access_token_on_update);
+    assert_eq!(c.registration.client_secret_lifetime, Duration::from_secs(90 * 86_400));
+}
+
+/// The commented example in the repository validates.
+#[test]
+fn example_config_validates() {
+    let text = include_str!("../../../charter.example.toml");
+    let c = parse(text).unwrap();
+    assert_eq!(c.server.issuer.unwrap().as_str(), "http://127.0.0.1:8080");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let e = parse("[server]\nlisten_addr = \"x\"").unwrap_err();
+    assert!(e.to_string().contains("listen_addr"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let p = problems(
+        "[server]\nlisten = \"nowhere\"\nissuer = \"http://as.example.com\"\n[server.tls]\ncert = \"/nonexistent.pem\"\n\
+         [storage]\ndatabase_url = \"mysql://x\"\n[registration]\nclient_secret_lifetime = \"90 days\"\n[secrets]\nhash_key = \"short\"",
+    );
+    let joined = p.join("\n");
+    for key in ["server.listen", "server.issuer", "server.tls.key", "storage.database_url", "registration.client_secret_lifetime", "secrets.hash_key"] {
+        assert!(joined.contains(key), "{key} missing from:\n{joined}");
+    }
+    assert!(!joined.contains("short"), "secret values are never echoed");
+}
+
+#[test]
+fn issuer_rules() {
+    for good in ["https://as.example.com", "https://as.example.com/t1", "http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:8080"] {
+        Issuer::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in ["http://as.example.com", "https://as.example.com/", "https://as.example.com?x=1", "https://as.example.com#f", "https://u@as.example.com", "ftp://as.example.com", "as.example.com", "https://AS.example.com"] {
+        assert!(Issuer::parse(bad).is_err(), "{bad} accepted");
+    }
+    assert_eq!(Issuer::parse("https://as.example.com/t1").unwrap().path(), "/t1");
+    assert_eq!(Issuer::parse("https://as.example.com").unwrap().path(), "");
+}
+
+#[test]
+fn public_listener_needs_an_issuer() {
+    assert!(problems("[server]\nlisten = \"0.0.0.0:8080\"").join("").contains("server.issuer: missing"));
+}
+
+#[test]
+fn postgres_url_selects_postgres() {
+    let c = parse("[storage]\ndatabase_url = \"postgres://postgres@127.0.0.1/test\"").unwrap();
+    assert!(matches!(c.storage, StorageConfig::Postgres { .. }));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
+    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    assert!(parse_duration("5").is_err());
+    assert!(parse_duration("d").is_err());
+    assert!(parse_duration("99999999999999999d").is_err());
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let c = parse("[secrets]\nhash_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"").unwrap();
+    assert!(!format!("{c:?}").contains("AAAA"));
+}

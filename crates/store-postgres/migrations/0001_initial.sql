@@ -1,0 +1,44 @@
+-- Charter schema, version 1: organizations, credentials, clients, keys.
+-- Credentials are stored only as keyed hashes (32-byte HMAC-SHA-256).
+CREATE TABLE organizations (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE admin_tokens (
+    token_hash BYTEA PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE initial_access_tokens (
+    id              TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    token_hash      BYTEA NOT NULL UNIQUE,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT,
+    revoked         BOOLEAN NOT NULL DEFAULT FALSE
+);
+
+CREATE TABLE clients (
+    client_id               TEXT PRIMARY KEY,
+    organization_id         TEXT NOT NULL REFERENCES organizations(id),
+    initial_access_token_id TEXT,
+    metadata                TEXT NOT NULL,
+    secret_hash             BYTEA,
+    secret_expires_at       BIGINT,
+    registration_token_hash BYTEA NOT NULL,
+    issued_at               BIGINT NOT NULL,
+    updated_at              BIGINT NOT NULL
+);
+CREATE INDEX clients_organization ON clients(organization_id);
+
+-- initial_for_alg is set on the first key of each algorithm so that replicas
+-- racing at first start insert one key set; rotated keys leave it NULL.
+CREATE TABLE signing_keys (
+    kid             TEXT PRIMARY KEY,
+    alg             TEXT NOT NULL,
+    initial_for_alg TEXT UNIQUE,
+    private_pkcs8   BYTEA NOT NULL,
+    created_at      BIGINT NOT NULL
+);
