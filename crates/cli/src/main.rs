@@ -1,1 +1,145 @@
-fn main() {}
+//! The `charter` binary: `charter serve` runs the authorization server.
+//! With no flags and no file it listens on 127.0.0.1:8080 with an embedded
+//! SQLite database in ./charter-data.
+
+use charter_config::RawConfig;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "charter", version, about = "Governed client registration for non-human identities")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server.
+    Serve(ServeArgs),
+    /// Validate a configuration file and print every problem.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "CHARTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (server.listen).
+    #[arg(long, env = "CHARTER_LISTEN")]
+    listen: Option<String>,
+    /// Issuer identifier (server.issuer); https unless the host is loopback.
+    #[arg(long, env = "CHARTER_ISSUER")]
+    issuer: Option<String>,
+    /// sqlite:PATH or postgres://USER@HOST/DB (storage.database_url).
+    #[arg(long, env = "CHARTER_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Data directory (server.data_dir).
+    #[arg(long, env = "CHARTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// PEM certificate chain for native TLS (server.tls.cert).
+    #[arg(long, env = "CHARTER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for native TLS (server.tls.key).
+    #[arg(long, env = "CHARTER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+}
+
+fn load(args: ServeArgs) -> Result<charter_config::Config, charter_config::Error> {
+    let mut raw = match &args.config {
+        Some(path) => RawConfig::load(path)?,
+        None => RawConfig::default(),
+    };
+    let server = &mut raw.server;
+    server.listen = args.listen.or(server.listen.take());
+    server.issuer = args.issuer.or(server.issuer.take());
+    server.data_dir = args.data_dir.or(server.data_dir.take());
+    server.tls.cert = args.tls_cert.or(server.tls.cert.take());
+    server.tls.key = args.tls_key.or(server.tls.key.take());
+    raw.storage.database_url = args.database_url.or(raw.storage.database_url.take());
+    if let Ok(key) = std::env::var("CHARTER_HASH_KEY") {
+        raw.secrets.hash_key = Some(key);
+    }
+    raw.validate()
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHARTER_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate) {
+            Ok(_) => {
+                println!("{}: valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve(args) => {
+            let config = match load(args) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: charter_config::Config) -> ExitCode {
+    let server = match charter::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("charter: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if server.issuer.as_str().starts_with("https") { "https" } else { "http" };
+    println!("Listening on {scheme}://{}", server.local_addr);
+    println!("Issuer: {}", server.issuer);
+    println!("Durability: {}", server.durability());
+    if let Some(first) = &server.bootstrap {
+        // Shown exactly once, at first start; only hashes are stored.
+        println!("First start: created organization \"default\".");
+        println!(
+            "Admin token (shown once; also saved to {}): {}",
+            server.admin_token_file.display(),
+            first.admin_token.expose()
+        );
+        println!(
+            "Initial access token (organization \"default\"): {}",
+            first.initial_access_token.expose()
+        );
+        println!("  (expires at {} Unix time; mint more with the admin API)", first.initial_access_token_expires_at);
+    }
+    tokio::select! {
+        result = async { tokio::signal::ctrl_c().await } => {
+            if let Err(e) = result {
+                eprintln!("charter: cannot listen for shutdown signals: {e}");
+            }
+            tracing::info!("shutting down");
+            server.stop().await;
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,1 +1,103 @@
-//! placeholder
+//! The HTTP surface: the axum router, request extraction, and the one
+//! function that maps service errors to responses.
+//!
+//! Handlers stay thin: extract, call one service function, map the result.
+//! This is the only crate that knows status codes and headers.
+
+mod discovery;
+mod error;
+mod extract;
+mod handlers;
+
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use charter_config::Issuer;
+use charter_service::{KeySet, Registrar};
+use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// The largest request body accepted anywhere (RFC 7591 requests are tiny).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What handlers share.
+pub struct AppState {
+    pub registrar: Registrar,
+    pub issuer: Issuer,
+    /// Pre-rendered JSON documents: discovery never changes while running.
+    pub oauth_metadata: String,
+    pub openid_metadata: String,
+    pub jwks: String,
+}
+
+impl AppState {
+    pub fn new(registrar: Registrar, issuer: Issuer, keys: &KeySet) -> Self {
+        Self {
+            oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
+            openid_metadata: discovery::openid_metadata(&issuer).to_string(),
+            jwks: keys.jwks().to_string(),
+            registrar,
+            issuer,
+        }
+    }
+}
+
+/// Builds the application. Every endpoint lives under the issuer's path;
+/// the RFC 8414 metadata sits at the host root with the issuer path
+/// appended (RFC 8414 §3.1).
+pub fn router(state: Arc<AppState>) -> Router {
+    let base = state.issuer.path().to_owned();
+    // Metadata, keys and registration are called from browsers by
+    // web-based agents: CORS is open for them (OIDC Discovery §4, RFC 8414 §3).
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE]);
+
+    let public = Router::new()
+        .route("/.well-known/openid-configuration", get(handlers::openid_metadata))
+        .route("/jwks", get(handlers::jwks))
+        .route("/register", post(handlers::register))
+        .route(
+            "/register/{client_id}",
+            get(handlers::read_client).put(handlers::update_client).delete(handlers::delete_client),
+        )
+        .layer(cors.clone());
+    let admin = Router::new().route(
+        "/admin/organizations/{organization}/initial-access-tokens",
+        post(handlers::issue_initial_access_token),
+    );
+    let under_issuer = public.merge(admin);
+
+    let mut app = Router::new().route(
+        &format!("/.well-known/oauth-authorization-server{base}"),
+        get(handlers::oauth_metadata).layer(cors.clone()),
+    );
+    if base.is_empty() {
+        app = app.merge(under_issuer);
+    } else {
+        // MCP clients also probe the path-appended OIDC form; serve the
+        // same document there rather than a 404 (checklist DISC-03).
+        app = app
+            .route(&format!("/.well-known/openid-configuration{base}"), get(handlers::openid_metadata).layer(cors))
+            .nest(&base, under_issuer);
+    }
+    app.fallback(handlers::not_found)
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Headers every response that carries credentials must have (RFC 6749 §5.1).
+pub(crate) fn no_store_headers() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}

@@ -1,1 +1,26 @@
-//! placeholder
+//! Use cases of the authorization server, free of HTTP types: first-start
+//! bootstrap, signing keys, and client registration and management
+//! (RFC 7591, RFC 7592).
+//!
+//! Handlers in `charter-http` call exactly one function here and map its
+//! [`Error`] to a response; this crate decides what happens, `protocol`
+//! decides what a request means, and `store` keeps the result.
+
+mod bootstrap;
+pub mod credentials;
+mod error;
+mod keys;
+mod registration;
+
+pub use bootstrap::{bootstrap, BootstrapOutput};
+pub use credentials::{Credential, Hasher};
+pub use error::Error;
+pub use keys::KeySet;
+pub use registration::{ClientInformation, Registrar};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

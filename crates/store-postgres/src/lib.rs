@@ -25,7 +25,9 @@ pub struct PostgresStore {
 
 fn db_err(e: sqlx::Error) -> Error {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_owned()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::Conflict(d.message().to_owned())
+        }
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
             Error::Database(format!("referenced record does not exist: {}", d.message()))
         }
@@ -34,7 +36,8 @@ fn db_err(e: sqlx::Error) -> Error {
 }
 
 fn parse_url(url: &str) -> Result<PgConnectOptions> {
-    PgConnectOptions::from_str(url).map_err(|e| Error::Database(format!("invalid PostgreSQL URL: {e}")))
+    PgConnectOptions::from_str(url)
+        .map_err(|e| Error::Database(format!("invalid PostgreSQL URL: {e}")))
 }
 
 impl PostgresStore {
@@ -61,7 +64,7 @@ impl PostgresStore {
         }
         let options = parse_url(url)?;
         let mut conn = PgConnection::connect_with(&options).await.map_err(db_err)?;
-        let created = sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&mut conn)
             .await;
         let _ = conn.close().await;
@@ -123,9 +126,13 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
         client_id: row.try_get("client_id").map_err(db_err)?,
         organization_id: row.try_get("organization_id").map_err(db_err)?,
         initial_access_token_id: row.try_get("initial_access_token_id").map_err(db_err)?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
         secret_hash: secret_hash
-            .map(|b| b.try_into().map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into())))
+            .map(|b| {
+                b.try_into()
+                    .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))
+            })
             .transpose()?,
         secret_expires_at: row.try_get("secret_expires_at").map_err(db_err)?,
         registration_token_hash: hash_of(row, "registration_token_hash")?,
@@ -232,7 +239,10 @@ impl Store for PostgresStore {
         insert_iat(&self.pool, &token).await
     }
 
-    async fn initial_access_token_by_hash(&self, hash: &TokenHash) -> Result<Option<InitialAccessToken>> {
+    async fn initial_access_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<InitialAccessToken>> {
         let row = sqlx::query(
             "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
              FROM initial_access_tokens WHERE token_hash = $1",
@@ -278,6 +288,14 @@ impl Store for PostgresStore {
         row.as_ref().map(client_from_row).transpose()
     }
 
+    async fn client_count(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(count.max(0) as u64)
+    }
+
     async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
         let updated = sqlx::query(
             "UPDATE clients SET metadata = $1, secret_hash = $2, secret_expires_at = $3, \
@@ -296,25 +314,36 @@ impl Store for PostgresStore {
         Ok(updated.rows_affected() == 1)
     }
 
-    async fn delete_client(&self, client_id: &str, registration_token_hash: &TokenHash) -> Result<bool> {
-        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1 AND registration_token_hash = $2")
-            .bind(client_id)
-            .bind(&registration_token_hash[..])
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        registration_token_hash: &TokenHash,
+    ) -> Result<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM clients WHERE client_id = $1 AND registration_token_hash = $2",
+        )
+        .bind(client_id)
+        .bind(&registration_token_hash[..])
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(deleted.rows_affected() == 1)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(key_from_row).collect()
     }
 
-    async fn ensure_signing_keys(&self, keys: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>> {
+    async fn ensure_signing_keys(
+        &self,
+        keys: Vec<SigningKeyRecord>,
+    ) -> Result<Vec<SigningKeyRecord>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         for k in &keys {
             sqlx::query(

@@ -175,6 +175,14 @@ impl Store for SqliteStore {
         row.as_ref().map(client_from_row).transpose()
     }
 
+    async fn client_count(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+            .fetch_one(&self.reads)
+            .await
+            .map_err(db_err)?;
+        Ok(count.max(0) as u64)
+    }
+
     async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
         self.writer.submit(WriteOp::UpdateClient(Box::new(update))).await
     }

@@ -85,8 +85,10 @@ async fn initial_access_tokens(store: &dyn Store) {
 }
 
 async fn clients(store: &dyn Store) {
+    assert_eq!(store.client_count().await.unwrap(), 0);
     let c = client("c1", "o1", 30);
     store.insert_client(c.clone()).await.unwrap();
+    assert_eq!(store.client_count().await.unwrap(), 1);
     assert_eq!(store.client("c1").await.unwrap(), Some(c.clone()));
     assert!(store.client("c2").await.unwrap().is_none());
     assert!(matches!(store.insert_client(c.clone()).await, Err(Error::Conflict(_))), "duplicate client_id");

@@ -135,6 +135,9 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// Stores a new client. The write is durable when this returns.
     async fn insert_client(&self, client: ClientRecord) -> Result<()>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    /// How many clients exist (reports, and tests that prove a refused
+    /// request stored nothing).
+    async fn client_count(&self) -> Result<u64>;
     /// Replaces a client's metadata and credentials if its registration
     /// access token is still the expected one; returns whether it did.
     async fn update_client(&self, update: ClientUpdate) -> Result<bool>;

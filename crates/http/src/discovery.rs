@@ -1,0 +1,36 @@
+//! Authorization server metadata (RFC 8414) and OpenID Provider metadata
+//! (OIDC Discovery 1.0 §3), built from `protocol::capabilities` so that what
+//! is advertised is exactly what registration accepts.
+//!
+//! Only endpoints that exist are listed. The token and authorization
+//! endpoints arrive with later work; until then they are absent rather
+//! than advertised and broken.
+
+use charter_config::Issuer;
+use charter_protocol::capabilities as caps;
+use serde_json::{json, Value};
+
+pub fn oauth_metadata(issuer: &Issuer) -> Value {
+    json!({
+        "issuer": issuer.as_str(),
+        "jwks_uri": issuer.endpoint("/jwks"),
+        "registration_endpoint": issuer.endpoint("/register"),
+        "response_types_supported": caps::RESPONSE_TYPES.map(|r| r.as_str()),
+        // RFC 8414 §2 defaults grant_types_supported to authorization_code
+        // and implicit; list it so the default cannot claim implicit.
+        "grant_types_supported": caps::GRANT_TYPES.map(|g| g.as_str()),
+        "token_endpoint_auth_methods_supported": caps::TOKEN_ENDPOINT_AUTH_METHODS.map(|m| m.as_str()),
+        "token_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
+    })
+}
+
+pub fn openid_metadata(issuer: &Issuer) -> Value {
+    let mut doc = oauth_metadata(issuer);
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("subject_types_supported".into(), json!(caps::SUBJECT_TYPES));
+        map.insert("id_token_signing_alg_values_supported".into(), json!(caps::ID_TOKEN_SIGNING_ALGS));
+        // OIDC Discovery §3 defaults this to true; no request_uri support exists.
+        map.insert("request_uri_parameter_supported".into(), json!(false));
+    }
+    doc
+}

@@ -1,0 +1,81 @@
+//! The single mapping from service errors to HTTP responses: status,
+//! `error`, `error_description` and headers (RFC 6749 §5.2, RFC 6750 §3,
+//! RFC 7591 §3.2.2). No handler builds an error body itself.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use charter_protocol::ErrorCode;
+use charter_service::Error;
+use serde_json::json;
+
+/// A service error on its way out.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+/// Errors the HTTP layer itself raises before reaching the service.
+pub enum Rejection {
+    PayloadTooLarge,
+    NotFound,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match self {
+            Rejection::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("request body exceeds {} bytes", crate::MAX_BODY_BYTES),
+            ),
+            Rejection::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such endpoint".to_owned()),
+        };
+        (status, Json(json!({"error": code, "error_description": description}))).into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, description, challenge) = match &self.0 {
+            Error::Protocol(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone(), None),
+            // RFC 6750 §3.1: no credentials, no error code.
+            Error::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidRequest.as_str(),
+                "a bearer token is required".to_owned(),
+                Some("Bearer".to_owned()),
+            ),
+            Error::InvalidToken(why) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken.as_str(),
+                (*why).to_owned(),
+                // The description is a fixed server string: no quotes to escape.
+                Some(format!("Bearer error=\"invalid_token\", error_description=\"{why}\"")),
+            ),
+            Error::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error; quote the x-request-id response header when reporting it".to_owned(),
+                    None,
+                )
+            }
+        };
+        let mut response = (
+            status,
+            crate::no_store_headers(),
+            Json(json!({"error": code, "error_description": description})),
+        )
+            .into_response();
+        if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}

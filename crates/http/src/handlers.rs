@@ -1,0 +1,96 @@
+//! Endpoint handlers: extract, call one service function, map the result.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::error::{ApiError, Rejection};
+use crate::extract::{Bearer, JsonObject};
+use crate::{no_store_headers, AppState};
+
+fn json_document(body: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+pub async fn oauth_metadata(State(state): State<Arc<AppState>>) -> Response {
+    json_document(&state.oauth_metadata)
+}
+
+pub async fn openid_metadata(State(state): State<Arc<AppState>>) -> Response {
+    json_document(&state.openid_metadata)
+}
+
+pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = json_document(&state.jwks);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    response
+}
+
+/// RFC 7591 §3.1–3.2.
+pub async fn register(State(state): State<Arc<AppState>>, Bearer(token): Bearer, JsonObject(body): JsonObject) -> Result<Response, ApiError> {
+    let info = state.registrar.register(token.as_deref(), &body).await?;
+    Ok((StatusCode::CREATED, no_store_headers(), Json(info.to_json())).into_response())
+}
+
+/// RFC 7592 §2.1.
+pub async fn read_client(State(state): State<Arc<AppState>>, Path(client_id): Path<String>, Bearer(token): Bearer) -> Result<Response, ApiError> {
+    let info = state.registrar.read(&client_id, token.as_deref()).await?;
+    Ok((no_store_headers(), Json(info.to_json())).into_response())
+}
+
+/// RFC 7592 §2.2. The service checks the token before it validates the
+/// metadata, so an unauthenticated caller learns nothing from validation.
+pub async fn update_client(
+    State(state): State<Arc<AppState>>,
+    Path(client_id): Path<String>,
+    Bearer(token): Bearer,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let info = state.registrar.update(&client_id, token.as_deref(), &body).await?;
+    Ok((no_store_headers(), Json(info.to_json())).into_response())
+}
+
+/// RFC 7592 §2.3.
+pub async fn delete_client(State(state): State<Arc<AppState>>, Path(client_id): Path<String>, Bearer(token): Bearer) -> Result<Response, ApiError> {
+    state.registrar.delete(&client_id, token.as_deref()).await?;
+    Ok((StatusCode::NO_CONTENT, no_store_headers()).into_response())
+}
+
+/// Admin: mint an initial access token for an organization.
+pub async fn issue_initial_access_token(
+    State(state): State<Arc<AppState>>,
+    Path(organization): Path<String>,
+    Bearer(token): Bearer,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let token = token.ok_or(charter_service::Error::MissingToken)?;
+    if !state.registrar.is_admin(&token).await? {
+        return Err(charter_service::Error::InvalidToken("the admin token is not valid").into());
+    }
+    let lifetime = match body.get("expires_in") {
+        None => 7 * 86_400,
+        Some(v) => v
+            .as_i64()
+            .filter(|s| (60..=366 * 86_400).contains(s))
+            .ok_or_else(|| charter_protocol::Error::invalid_request("expires_in: must be an integer number of seconds from 60 to 31622400"))?,
+    };
+    let (record, secret) = state.registrar.issue_initial_access_token(&organization, lifetime).await?;
+    let body = json!({
+        "id": record.id,
+        "organization": organization,
+        "initial_access_token": secret.expose(),
+        "expires_at": record.expires_at,
+    });
+    Ok((StatusCode::CREATED, no_store_headers(), Json(body)).into_response())
+}
+
+pub async fn not_found() -> Response {
+    Rejection::NotFound.into_response()
+}

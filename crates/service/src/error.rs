@@ -1,0 +1,27 @@
+//! The service layer's one error type. `charter-http` maps each variant to a
+//! status, an RFC error code and headers in one function.
+
+use charter_protocol::Error as ProtocolError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or violates a rule; the description names it.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// No bearer credential was presented (RFC 6750 §3.1: no error code).
+    #[error("no bearer token presented")]
+    MissingToken,
+    /// The bearer credential is unknown, expired, revoked or not valid for
+    /// the resource (RFC 6750 §3.1 `invalid_token`).
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    /// A failure the caller cannot fix; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<charter_store::Error> for Error {
+    fn from(e: charter_store::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
