@@ -1,0 +1,9 @@
+//! Integration tests over HTTP against a real server on a random loopback
+//! port, each run on SQLite and on PostgreSQL.
+
+mod black_box;
+mod discovery;
+mod input;
+mod management;
+mod registration;
+mod restart;
