@@ -1,9 +1,10 @@
 //! The group-commit writer: one task, one connection, one transaction per
 //! batch of queued writes.
 //!
-//! Each write runs inside its own savepoint, so a write that fails (say, a
-//! duplicate key) is rolled back alone and reported to its caller while the
-//! rest of the batch commits. Callers are answered only after `COMMIT`
+//! A write that fails (say, a duplicate key) is rolled back alone and
+//! reported to its caller while the rest of the batch commits: one-statement
+//! writes get this from SQLite's statement atomicity, multi-statement writes
+//! from a savepoint of their own. Callers are answered only after `COMMIT`
 //! returns, i.e. after SQLite has synced the WAL.
 
 use charter_store::{Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result, SigningKeyRecord, TokenHash};
@@ -141,6 +142,14 @@ async fn apply_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Vec<Result<b
 }
 
 async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<bool> {
+    // A single statement that fails is undone by itself and leaves the
+    // transaction open (SQLite's default ABORT conflict resolution), so only
+    // writes of several statements need a savepoint. This saves two round
+    // trips to the connection per registration on the hot path.
+    let multi_statement = matches!(op, WriteOp::Bootstrap(_) | WriteOp::EnsureSigningKeys(_));
+    if !multi_statement {
+        return apply_statements(conn, op).await;
+    }
     sqlx::query("SAVEPOINT op").execute(&mut *conn).await.map_err(db_err)?;
     let result = apply_statements(conn, op).await;
     let finish = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
