@@ -145,7 +145,8 @@ impl Issuer {
     /// loopback host), no query, no fragment, no user information, no
     /// trailing slash.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+        let url =
+            url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
         match url.scheme() {
             "https" => {}
@@ -154,19 +155,29 @@ impl Issuer {
             other => return Err(format!("{text:?} has scheme {other:?}; use https")),
         }
         if url.query().is_some() || url.fragment().is_some() || text.contains(['?', '#']) {
-            return Err(format!("{text:?} must not contain a query or fragment (RFC 8414 §2)"));
+            return Err(format!(
+                "{text:?} must not contain a query or fragment (RFC 8414 §2)"
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("{text:?} must not contain user information"));
         }
         if text.ends_with('/') {
-            return Err(format!("{text:?} must not end with '/'; the issuer is compared byte for byte"));
+            return Err(format!(
+                "{text:?} must not end with '/'; the issuer is compared byte for byte"
+            ));
         }
         if url.as_str().trim_end_matches('/') != text {
-            return Err(format!("{text:?} is not in normalized form; write it as {:?}", url.as_str().trim_end_matches('/')));
+            return Err(format!(
+                "{text:?} is not in normalized form; write it as {:?}",
+                url.as_str().trim_end_matches('/')
+            ));
         }
         let path = url.path().trim_end_matches('/').to_owned();
-        Ok(Self { text: text.to_owned(), path })
+        Ok(Self {
+            text: text.to_owned(),
+            path,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -194,7 +205,10 @@ impl fmt::Display for Issuer {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -203,11 +217,17 @@ pub enum Error {
 
 impl RawConfig {
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::Parse { path: path.to_owned(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml_str(&text, path)
     }
 
@@ -229,39 +249,59 @@ impl RawConfig {
                 "server.issuer: missing; required when server.listen ({listen}) is not a loopback address, and it must be https"
             ));
         }
-        let data_dir = self.server.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = self
+            .server
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
 
         let tls = match (&self.server.tls.cert, &self.server.tls.key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
                 for (name, path) in [("server.tls.cert", cert), ("server.tls.key", key)] {
                     if !path.is_file() {
-                        problems.push(format!("{name}: {} does not exist or is not a file", path.display()));
+                        problems.push(format!(
+                            "{name}: {} does not exist or is not a file",
+                            path.display()
+                        ));
                     }
                 }
-                Some(TlsConfig { cert: cert.clone(), key: key.clone() })
+                Some(TlsConfig {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
             }
             (Some(_), None) => {
-                problems.push("server.tls.key: missing; required when server.tls.cert is set".into());
+                problems
+                    .push("server.tls.key: missing; required when server.tls.cert is set".into());
                 None
             }
             (None, Some(_)) => {
-                problems.push("server.tls.cert: missing; required when server.tls.key is set".into());
+                problems
+                    .push("server.tls.cert: missing; required when server.tls.key is set".into());
                 None
             }
         };
         if let Some(issuer) = &issuer {
             if tls.is_some() && !issuer.as_str().starts_with("https://") {
-                problems.push(format!("server.issuer: {issuer} must be https when TLS is enabled"));
+                problems.push(format!(
+                    "server.issuer: {issuer} must be https when TLS is enabled"
+                ));
             }
         }
 
         let storage = match self.storage.database_url {
-            None => StorageConfig::Sqlite { url: format!("sqlite:{}", data_dir.join("charter.db").display()) },
+            None => StorageConfig::Sqlite {
+                url: format!("sqlite:{}", data_dir.join("charter.db").display()),
+            },
             Some(url) if url.starts_with("sqlite:") => StorageConfig::Sqlite { url },
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => StorageConfig::Postgres { url },
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StorageConfig::Postgres { url }
+            }
             Some(url) => {
-                let shown = url.split_once("://").map_or(url.as_str(), |(scheme, _)| scheme);
+                let shown = url
+                    .split_once("://")
+                    .map_or(url.as_str(), |(scheme, _)| scheme);
                 problems.push(format!(
                     "storage.database_url: scheme of {shown:?} is not supported; use sqlite:PATH or postgres://USER@HOST/DB"
                 ));
@@ -269,9 +309,17 @@ impl RawConfig {
             }
         };
 
-        let lifetime_text = self.registration.client_secret_lifetime.as_deref().unwrap_or("90d");
+        let lifetime_text = self
+            .registration
+            .client_secret_lifetime
+            .as_deref()
+            .unwrap_or("90d");
         let client_secret_lifetime = match parse_duration(lifetime_text) {
-            Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) => d,
+            Ok(d)
+                if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) =>
+            {
+                d
+            }
             Ok(_) => {
                 problems.push(format!("registration.client_secret_lifetime: {lifetime_text:?} is out of range; use 1m to 3660d"));
                 Duration::ZERO
@@ -297,7 +345,12 @@ impl RawConfig {
             return Err(Error::Invalid(problems));
         }
         Ok(Config {
-            server: ServerConfig { listen, issuer, data_dir, tls },
+            server: ServerConfig {
+                listen,
+                issuer,
+                data_dir,
+                tls,
+            },
             storage,
             registration: RegistrationConfig {
                 rotate_registration_access_token_on_update: self

@@ -16,9 +16,17 @@ fn empty_config_is_the_zero_config_default() {
     let c = parse("").unwrap();
     assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
     assert!(c.server.issuer.is_none());
-    assert_eq!(c.storage, StorageConfig::Sqlite { url: "sqlite:./charter-data/charter.db".into() });
+    assert_eq!(
+        c.storage,
+        StorageConfig::Sqlite {
+            url: "sqlite:./charter-data/charter.db".into()
+        }
+    );
     assert!(c.registration.rotate_registration_access_token_on_update);
-    assert_eq!(c.registration.client_secret_lifetime, Duration::from_secs(90 * 86_400));
+    assert_eq!(
+        c.registration.client_secret_lifetime,
+        Duration::from_secs(90 * 86_400)
+    );
 }
 
 /// The commented example in the repository validates.
@@ -42,7 +50,14 @@ fn every_problem_is_reported_with_its_key() {
          [storage]\ndatabase_url = \"mysql://x\"\n[registration]\nclient_secret_lifetime = \"90 days\"\n[secrets]\nhash_key = \"short\"",
     );
     let joined = p.join("\n");
-    for key in ["server.listen", "server.issuer", "server.tls.key", "storage.database_url", "registration.client_secret_lifetime", "secrets.hash_key"] {
+    for key in [
+        "server.listen",
+        "server.issuer",
+        "server.tls.key",
+        "storage.database_url",
+        "registration.client_secret_lifetime",
+        "secrets.hash_key",
+    ] {
         assert!(joined.contains(key), "{key} missing from:\n{joined}");
     }
     assert!(!joined.contains("short"), "secret values are never echoed");
@@ -50,19 +65,39 @@ fn every_problem_is_reported_with_its_key() {
 
 #[test]
 fn issuer_rules() {
-    for good in ["https://as.example.com", "https://as.example.com/t1", "http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:8080"] {
+    for good in [
+        "https://as.example.com",
+        "https://as.example.com/t1",
+        "http://127.0.0.1:8080",
+        "http://localhost:9000",
+        "http://[::1]:8080",
+    ] {
         Issuer::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
     }
-    for bad in ["http://as.example.com", "https://as.example.com/", "https://as.example.com?x=1", "https://as.example.com#f", "https://u@as.example.com", "ftp://as.example.com", "as.example.com", "https://AS.example.com"] {
+    for bad in [
+        "http://as.example.com",
+        "https://as.example.com/",
+        "https://as.example.com?x=1",
+        "https://as.example.com#f",
+        "https://u@as.example.com",
+        "ftp://as.example.com",
+        "as.example.com",
+        "https://AS.example.com",
+    ] {
         assert!(Issuer::parse(bad).is_err(), "{bad} accepted");
     }
-    assert_eq!(Issuer::parse("https://as.example.com/t1").unwrap().path(), "/t1");
+    assert_eq!(
+        Issuer::parse("https://as.example.com/t1").unwrap().path(),
+        "/t1"
+    );
     assert_eq!(Issuer::parse("https://as.example.com").unwrap().path(), "");
 }
 
 #[test]
 fn public_listener_needs_an_issuer() {
-    assert!(problems("[server]\nlisten = \"0.0.0.0:8080\"").join("").contains("server.issuer: missing"));
+    assert!(problems("[server]\nlisten = \"0.0.0.0:8080\"")
+        .join("")
+        .contains("server.issuer: missing"));
 }
 
 #[test]

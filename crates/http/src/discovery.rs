@@ -28,7 +28,10 @@ pub fn openid_metadata(issuer: &Issuer) -> Value {
     let mut doc = oauth_metadata(issuer);
     if let Some(map) = doc.as_object_mut() {
         map.insert("subject_types_supported".into(), json!(caps::SUBJECT_TYPES));
-        map.insert("id_token_signing_alg_values_supported".into(), json!(caps::ID_TOKEN_SIGNING_ALGS));
+        map.insert(
+            "id_token_signing_alg_values_supported".into(),
+            json!(caps::ID_TOKEN_SIGNING_ALGS),
+        );
         // OIDC Discovery §3 defaults this to true; no request_uri support exists.
         map.insert("request_uri_parameter_supported".into(), json!(false));
     }

@@ -33,16 +33,29 @@ impl IntoResponse for Rejection {
                 "invalid_request",
                 format!("request body exceeds {} bytes", crate::MAX_BODY_BYTES),
             ),
-            Rejection::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such endpoint".to_owned()),
+            Rejection::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".to_owned(),
+            ),
         };
-        (status, Json(json!({"error": code, "error_description": description}))).into_response()
+        (
+            status,
+            Json(json!({"error": code, "error_description": description})),
+        )
+            .into_response()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, description, challenge) = match &self.0 {
-            Error::Protocol(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone(), None),
+            Error::Protocol(e) => (
+                StatusCode::BAD_REQUEST,
+                e.code.as_str(),
+                e.description.clone(),
+                None,
+            ),
             // RFC 6750 §3.1: no credentials, no error code.
             Error::MissingToken => (
                 StatusCode::UNAUTHORIZED,
@@ -55,14 +68,17 @@ impl IntoResponse for ApiError {
                 ErrorCode::InvalidToken.as_str(),
                 (*why).to_owned(),
                 // The description is a fixed server string: no quotes to escape.
-                Some(format!("Bearer error=\"invalid_token\", error_description=\"{why}\"")),
+                Some(format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{why}\""
+                )),
             ),
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
-                    "internal error; quote the x-request-id response header when reporting it".to_owned(),
+                    "internal error; quote the x-request-id response header when reporting it"
+                        .to_owned(),
                     None,
                 )
             }
@@ -74,7 +90,9 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -40,8 +40,15 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     }
     // RFC 6750 §2.1 b64token syntax.
     let valid = !token.is_empty()
-        && token.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
-    Some(if valid { token.to_owned() } else { String::new() })
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    Some(if valid {
+        token.to_owned()
+    } else {
+        String::new()
+    })
 }
 
 /// A JSON object body: `Content-Type: application/json`, at most
@@ -52,7 +59,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = Response;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let invalid = |m: &str| ApiError(Error::Protocol(ProtocolError::invalid_request(m))).into_response();
+        let invalid =
+            |m: &str| ApiError(Error::Protocol(ProtocolError::invalid_request(m))).into_response();
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -60,7 +68,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             .and_then(|v| v.split(';').next())
             .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(invalid("Content-Type must be application/json (RFC 7591 §3)"));
+            return Err(invalid(
+                "Content-Type must be application/json (RFC 7591 §3)",
+            ));
         }
         let declared = req
             .headers()
@@ -81,8 +91,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         check_json_shape(&bytes).map_err(|e| ApiError(e.into()).into_response())?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError(ProtocolError::invalid_metadata("the request body must be a JSON object").into()).into_response()),
-            Err(e) => Err(ApiError(ProtocolError::invalid_metadata(format!("the request body is not valid JSON: {e}")).into()).into_response()),
+            Ok(_) => Err(ApiError(
+                ProtocolError::invalid_metadata("the request body must be a JSON object").into(),
+            )
+            .into_response()),
+            Err(e) => Err(ApiError(
+                ProtocolError::invalid_metadata(format!("the request body is not valid JSON: {e}"))
+                    .into(),
+            )
+            .into_response()),
         }
     }
 }

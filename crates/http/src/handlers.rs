@@ -13,7 +13,10 @@ use crate::{no_store_headers, AppState};
 
 fn json_document(body: &str) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_owned(),
     )
         .into_response()
@@ -29,18 +32,34 @@ pub async fn openid_metadata(State(state): State<Arc<AppState>>) -> Response {
 
 pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let mut response = json_document(&state.jwks);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
     response
 }
 
 /// RFC 7591 §3.1–3.2.
-pub async fn register(State(state): State<Arc<AppState>>, Bearer(token): Bearer, JsonObject(body): JsonObject) -> Result<Response, ApiError> {
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
     let info = state.registrar.register(token.as_deref(), &body).await?;
-    Ok((StatusCode::CREATED, no_store_headers(), Json(info.to_json())).into_response())
+    Ok((
+        StatusCode::CREATED,
+        no_store_headers(),
+        Json(info.to_json()),
+    )
+        .into_response())
 }
 
 /// RFC 7592 §2.1.
-pub async fn read_client(State(state): State<Arc<AppState>>, Path(client_id): Path<String>, Bearer(token): Bearer) -> Result<Response, ApiError> {
+pub async fn read_client(
+    State(state): State<Arc<AppState>>,
+    Path(client_id): Path<String>,
+    Bearer(token): Bearer,
+) -> Result<Response, ApiError> {
     let info = state.registrar.read(&client_id, token.as_deref()).await?;
     Ok((no_store_headers(), Json(info.to_json())).into_response())
 }
@@ -53,12 +72,19 @@ pub async fn update_client(
     Bearer(token): Bearer,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let info = state.registrar.update(&client_id, token.as_deref(), &body).await?;
+    let info = state
+        .registrar
+        .update(&client_id, token.as_deref(), &body)
+        .await?;
     Ok((no_store_headers(), Json(info.to_json())).into_response())
 }
 
 /// RFC 7592 §2.3.
-pub async fn delete_client(State(state): State<Arc<AppState>>, Path(client_id): Path<String>, Bearer(token): Bearer) -> Result<Response, ApiError> {
+pub async fn delete_client(
+    State(state): State<Arc<AppState>>,
+    Path(client_id): Path<String>,
+    Bearer(token): Bearer,
+) -> Result<Response, ApiError> {
     state.registrar.delete(&client_id, token.as_deref()).await?;
     Ok((StatusCode::NO_CONTENT, no_store_headers()).into_response())
 }
@@ -79,9 +105,16 @@ pub async fn issue_initial_access_token(
         Some(v) => v
             .as_i64()
             .filter(|s| (60..=366 * 86_400).contains(s))
-            .ok_or_else(|| charter_protocol::Error::invalid_request("expires_in: must be an integer number of seconds from 60 to 31622400"))?,
+            .ok_or_else(|| {
+                charter_protocol::Error::invalid_request(
+                    "expires_in: must be an integer number of seconds from 60 to 31622400",
+                )
+            })?,
     };
-    let (record, secret) = state.registrar.issue_initial_access_token(&organization, lifetime).await?;
+    let (record, secret) = state
+        .registrar
+        .issue_initial_access_token(&organization, lifetime)
+        .await?;
     let body = json!({
         "id": record.id,
         "organization": organization,

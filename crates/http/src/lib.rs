@@ -60,12 +60,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .expose_headers([header::WWW_AUTHENTICATE]);
 
     let public = Router::new()
-        .route("/.well-known/openid-configuration", get(handlers::openid_metadata))
+        .route(
+            "/.well-known/openid-configuration",
+            get(handlers::openid_metadata),
+        )
         .route("/jwks", get(handlers::jwks))
         .route("/register", post(handlers::register))
         .route(
             "/register/{client_id}",
-            get(handlers::read_client).put(handlers::update_client).delete(handlers::delete_client),
+            get(handlers::read_client)
+                .put(handlers::update_client)
+                .delete(handlers::delete_client),
         )
         .layer(cors.clone());
     let admin = Router::new().route(
@@ -84,7 +89,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         // MCP clients also probe the path-appended OIDC form; serve the
         // same document there rather than a 404 (checklist DISC-03).
         app = app
-            .route(&format!("/.well-known/openid-configuration{base}"), get(handlers::openid_metadata).layer(cors))
+            .route(
+                &format!("/.well-known/openid-configuration{base}"),
+                get(handlers::openid_metadata).layer(cors),
+            )
             .nest(&base, under_issuer);
     }
     app.fallback(handlers::not_found)

@@ -35,7 +35,10 @@ pub fn validate_client_jwks(jwks: &Value) -> Result<(), JwksError> {
         return err("\"keys\" must not be empty".into());
     }
     if keys.len() > MAX_KEYS {
-        return err(format!("holds {} keys; at most {MAX_KEYS} are accepted", keys.len()));
+        return err(format!(
+            "holds {} keys; at most {MAX_KEYS} are accepted",
+            keys.len()
+        ));
     }
     let mut kids = HashSet::new();
     for (i, key) in keys.iter().enumerate() {
@@ -71,7 +74,9 @@ fn validate_key(key: &Map<String, Value>) -> Result<(), String> {
     }
     if let Some(usage) = key.get("use").and_then(Value::as_str) {
         if usage != "sig" && usage != "enc" {
-            return Err(format!("has \"use\":\"{usage}\"; only \"sig\" and \"enc\" are defined"));
+            return Err(format!(
+                "has \"use\":\"{usage}\"; only \"sig\" and \"enc\" are defined"
+            ));
         }
     }
     if let Some(ops) = key.get("key_ops") {
@@ -88,7 +93,9 @@ fn validate_key(key: &Map<String, Value>) -> Result<(), String> {
         Some("EC") => validate_ec(key),
         Some("OKP") => validate_okp(key),
         Some("oct") => Err("is a symmetric (\"oct\") key; register public keys only".into()),
-        Some(other) => Err(format!("has unsupported kty \"{other}\"; use RSA, EC or OKP")),
+        Some(other) => Err(format!(
+            "has unsupported kty \"{other}\"; use RSA, EC or OKP"
+        )),
     }
 }
 
@@ -97,7 +104,8 @@ fn member_bytes(key: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String>
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("is missing \"{name}\""))?;
-    crate::b64url_decode(text).ok_or_else(|| format!("member \"{name}\" is not base64url without padding"))
+    crate::b64url_decode(text)
+        .ok_or_else(|| format!("member \"{name}\" is not base64url without padding"))
 }
 
 fn validate_rsa(key: &Map<String, Value>) -> Result<(), String> {
@@ -109,10 +117,14 @@ fn validate_rsa(key: &Map<String, Value>) -> Result<(), String> {
     }
     let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
     if bits < 2048 {
-        return Err(format!("is an RSA key of {bits} bits; at least 2048 are required (RFC 7518 §3.3)"));
+        return Err(format!(
+            "is an RSA key of {bits} bits; at least 2048 are required (RFC 7518 §3.3)"
+        ));
     }
     if bits > 8192 {
-        return Err(format!("is an RSA key of {bits} bits; at most 8192 are accepted"));
+        return Err(format!(
+            "is an RSA key of {bits} bits; at most 8192 are accepted"
+        ));
     }
     if e.is_empty() || e.len() > 8 || e.last().is_some_and(|b| b & 1 == 0) {
         return Err("member \"e\" is not a valid odd RSA public exponent".into());
@@ -129,7 +141,11 @@ fn validate_ec(key: &Map<String, Value>) -> Result<(), String> {
         "P-256" => 32,
         "P-384" => 48,
         "P-521" => 66,
-        other => return Err(format!("has unsupported crv \"{other}\"; use P-256, P-384 or P-521")),
+        other => {
+            return Err(format!(
+                "has unsupported crv \"{other}\"; use P-256, P-384 or P-521"
+            ))
+        }
     };
     let (x, y) = (member_bytes(key, "x")?, member_bytes(key, "y")?);
     if x.len() != size || y.len() != size {
@@ -163,7 +179,9 @@ fn validate_okp(key: &Map<String, Value>) -> Result<(), String> {
         other => return Err(format!("has unsupported crv \"{other}\" (RFC 8037 §2)")),
     };
     if member_bytes(key, "x")?.len() != size {
-        return Err(format!("member \"x\" must be {size} octets for {crv} (RFC 8037 §2)"));
+        return Err(format!(
+            "member \"x\" must be {size} octets for {crv} (RFC 8037 §2)"
+        ));
     }
     Ok(())
 }
@@ -212,7 +230,10 @@ mod tests {
         check(json!({"keys": {}}), Err("must be an array"));
         check(json!({"keys": []}), Err("must not be empty"));
         check(json!({"keys": ["x"]}), Err("keys[0] must be a JSON object"));
-        check(json!({"keys": vec![ec_key(); MAX_KEYS + 1]}), Err("at most"));
+        check(
+            json!({"keys": vec![ec_key(); MAX_KEYS + 1]}),
+            Err("at most"),
+        );
     }
 
     // OIDC DCR §2: the set MUST NOT contain private or symmetric keys.
@@ -220,20 +241,35 @@ mod tests {
     fn private_and_symmetric_keys_refused() {
         let mut private = ec_key();
         private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
-        check(json!({"keys":[private]}), Err("private or symmetric member \"d\""));
-        check(json!({"keys":[{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}), Err("\"k\""));
+        check(
+            json!({"keys":[private]}),
+            Err("private or symmetric member \"d\""),
+        );
+        check(
+            json!({"keys":[{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}),
+            Err("\"k\""),
+        );
         check(json!({"keys":[{"kty":"oct"}]}), Err("symmetric"));
     }
 
     #[test]
     fn key_material_checked() {
         check(json!({"keys":[rsa_key(1024)]}), Err("1024 bits"));
-        check(json!({"keys":[{"kty":"RSA","n":"!!","e":"AQAB"}]}), Err("base64url"));
-        check(json!({"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}), Err("wrong length"));
+        check(
+            json!({"keys":[{"kty":"RSA","n":"!!","e":"AQAB"}]}),
+            Err("base64url"),
+        );
+        check(
+            json!({"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}),
+            Err("wrong length"),
+        );
         let mut off_curve = ec_key();
         off_curve["y"] = json!(crate::b64url(&[1u8; 32]));
         check(json!({"keys":[off_curve]}), Err("not a point"));
-        check(json!({"keys":[{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}]}), Err("unsupported crv"));
+        check(
+            json!({"keys":[{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}]}),
+            Err("unsupported crv"),
+        );
         check(json!({"keys":[{"n":"AA"}]}), Err("missing \"kty\""));
         let mut bad_use = ec_key();
         bad_use["use"] = json!("both");

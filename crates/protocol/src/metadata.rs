@@ -61,7 +61,10 @@ wire_enum!(
 impl AuthMethod {
     /// Whether the server issues a `client_secret` for this method.
     pub fn uses_shared_secret(self) -> bool {
-        matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
     }
 }
 

@@ -19,23 +19,59 @@ const MAX_TEXT_LEN: usize = 256;
 const MAX_SCOPE_LEN: usize = 2000;
 
 /// Human-readable members that may carry a language tag (RFC 7591 §2.2).
-const LOCALIZABLE: [&str; 5] = ["client_name", "client_uri", "logo_uri", "policy_uri", "tos_uri"];
+const LOCALIZABLE: [&str; 5] = [
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+];
 
 /// Known members whose features this server does not offer. They are refused
 /// rather than ignored because a client that sends them expects a behavior
 /// (encryption, request objects, pairwise subjects) it would silently not get.
 const UNSUPPORTED: [(&str, &str); 11] = [
-    ("sector_identifier_uri", "pairwise subject identifiers are not offered; subject_types_supported is [\"public\"]"),
+    (
+        "sector_identifier_uri",
+        "pairwise subject identifiers are not offered; subject_types_supported is [\"public\"]",
+    ),
     ("request_uris", "request objects are not supported"),
-    ("request_object_signing_alg", "request objects are not supported"),
-    ("request_object_encryption_alg", "request objects are not supported"),
-    ("request_object_encryption_enc", "request objects are not supported"),
-    ("id_token_encrypted_response_alg", "ID token encryption is not supported"),
-    ("id_token_encrypted_response_enc", "ID token encryption is not supported"),
-    ("userinfo_signed_response_alg", "signed userinfo responses are not supported"),
-    ("userinfo_encrypted_response_alg", "userinfo encryption is not supported"),
-    ("userinfo_encrypted_response_enc", "userinfo encryption is not supported"),
-    ("tls_client_certificate_bound_access_tokens", "mutual-TLS bound tokens are not supported"),
+    (
+        "request_object_signing_alg",
+        "request objects are not supported",
+    ),
+    (
+        "request_object_encryption_alg",
+        "request objects are not supported",
+    ),
+    (
+        "request_object_encryption_enc",
+        "request objects are not supported",
+    ),
+    (
+        "id_token_encrypted_response_alg",
+        "ID token encryption is not supported",
+    ),
+    (
+        "id_token_encrypted_response_enc",
+        "ID token encryption is not supported",
+    ),
+    (
+        "userinfo_signed_response_alg",
+        "signed userinfo responses are not supported",
+    ),
+    (
+        "userinfo_encrypted_response_alg",
+        "userinfo encryption is not supported",
+    ),
+    (
+        "userinfo_encrypted_response_enc",
+        "userinfo encryption is not supported",
+    ),
+    (
+        "tls_client_certificate_bound_access_tokens",
+        "mutual-TLS bound tokens are not supported",
+    ),
 ];
 
 /// Members a client may never set on update (RFC 7592 §2.2).
@@ -138,11 +174,13 @@ struct Validator {
 
 impl Validator {
     fn bad(&mut self, field: &str, rule: impl AsRef<str>) {
-        self.other_violations.push(format!("{field}: {}", rule.as_ref()));
+        self.other_violations
+            .push(format!("{field}: {}", rule.as_ref()));
     }
 
     fn bad_redirect(&mut self, rule: impl AsRef<str>) {
-        self.redirect_violations.push(format!("redirect_uris: {}", rule.as_ref()));
+        self.redirect_violations
+            .push(format!("redirect_uris: {}", rule.as_ref()));
     }
 
     fn string(&mut self, body: &Map<String, Value>, field: &str) -> Option<String> {
@@ -167,7 +205,12 @@ impl Validator {
         }
     }
 
-    fn string_array(&mut self, body: &Map<String, Value>, field: &str, max: usize) -> Option<Vec<String>> {
+    fn string_array(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        max: usize,
+    ) -> Option<Vec<String>> {
         let value = present(body, field)?;
         let Some(items) = value.as_array() else {
             self.bad(field, "must be an array of strings");
@@ -193,7 +236,12 @@ impl Validator {
         Some(out)
     }
 
-    fn https_uri(&mut self, body: &Map<String, Value>, field: &str, allow_fragment: bool) -> Option<String> {
+    fn https_uri(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        allow_fragment: bool,
+    ) -> Option<String> {
         let uri = self.string(body, field)?;
         match check_https_uri(&uri, allow_fragment) {
             Ok(()) => Some(uri),
@@ -256,16 +304,20 @@ impl Validator {
             );
         }
 
-        let jwks = present(body, "jwks").and_then(|jwks| match charter_jose::validate_client_jwks(jwks) {
-            Ok(()) => Some(jwks.clone()),
-            Err(e) => {
-                self.bad("jwks", e.0);
-                None
-            }
-        });
+        let jwks =
+            present(body, "jwks").and_then(|jwks| match charter_jose::validate_client_jwks(jwks) {
+                Ok(()) => Some(jwks.clone()),
+                Err(e) => {
+                    self.bad("jwks", e.0);
+                    None
+                }
+            });
         let jwks_uri = self.https_uri(body, "jwks_uri", false);
         if present(body, "jwks").is_some() && present(body, "jwks_uri").is_some() {
-            self.bad("jwks", "jwks and jwks_uri must not both be present (RFC 7591 §2)");
+            self.bad(
+                "jwks",
+                "jwks and jwks_uri must not both be present (RFC 7591 §2)",
+            );
         }
         if auth_method == AuthMethod::PrivateKeyJwt
             && present(body, "jwks").is_none()
@@ -283,14 +335,21 @@ impl Validator {
             .string_array(body, "contacts", MAX_CONTACTS)
             .unwrap_or_default();
         for contact in &contacts {
-            if contact.is_empty() || contact.len() > MAX_TEXT_LEN || contact.chars().any(char::is_control) {
-                self.bad("contacts", format!("each contact must be 1 to {MAX_TEXT_LEN} printable characters"));
+            if contact.is_empty()
+                || contact.len() > MAX_TEXT_LEN
+                || contact.chars().any(char::is_control)
+            {
+                self.bad(
+                    "contacts",
+                    format!("each contact must be 1 to {MAX_TEXT_LEN} printable characters"),
+                );
                 break;
             }
         }
 
         let oidc = grant_types.contains(&GrantType::AuthorizationCode);
-        let id_token_alg = self.choice(body, "id_token_signed_response_alg", &ID_TOKEN_SIGNING_ALGS);
+        let id_token_alg =
+            self.choice(body, "id_token_signed_response_alg", &ID_TOKEN_SIGNING_ALGS);
         let subject_type = self.choice(body, "subject_type", &SUBJECT_TYPES);
         let require_auth_time = match present(body, "require_auth_time") {
             None => None,
@@ -303,7 +362,10 @@ impl Validator {
         let default_max_age = match present(body, "default_max_age") {
             None => None,
             Some(v) => v.as_u64().or_else(|| {
-                self.bad("default_max_age", "must be a non-negative integer number of seconds");
+                self.bad(
+                    "default_max_age",
+                    "must be a non-negative integer number of seconds",
+                );
                 None
             }),
         };
@@ -439,9 +501,14 @@ impl Validator {
             }
         };
         if grants.is_empty() && self.other_violations.is_empty() {
-            self.bad("grant_types", "at least one supported grant type is required");
+            self.bad(
+                "grant_types",
+                "at least one supported grant type is required",
+            );
         }
-        if grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::AuthorizationCode) {
+        if grants.contains(&GrantType::RefreshToken)
+            && !grants.contains(&GrantType::AuthorizationCode)
+        {
             self.bad(
                 "grant_types",
                 "refresh_token is only issued with authorization_code; register authorization_code too",
@@ -460,7 +527,9 @@ impl Validator {
             None => Vec::new(),
             Some(Value::Array(items)) => {
                 if items.len() > MAX_REDIRECT_URIS {
-                    self.bad_redirect(format!("at most {MAX_REDIRECT_URIS} redirect URIs are accepted"));
+                    self.bad_redirect(format!(
+                        "at most {MAX_REDIRECT_URIS} redirect URIs are accepted"
+                    ));
                     return Vec::new();
                 }
                 let mut uris = Vec::with_capacity(items.len());
@@ -491,37 +560,71 @@ impl Validator {
         uris
     }
 
-    fn signing_alg(&mut self, body: &Map<String, Value>, method: AuthMethod, jwks: Option<&Value>) -> Option<String> {
+    fn signing_alg(
+        &mut self,
+        body: &Map<String, Value>,
+        method: AuthMethod,
+        jwks: Option<&Value>,
+    ) -> Option<String> {
         const FIELD: &str = "token_endpoint_auth_signing_alg";
         let alg = self.string(body, FIELD)?;
         if method != AuthMethod::PrivateKeyJwt {
-            self.bad(FIELD, "applies only to token_endpoint_auth_method \"private_key_jwt\"");
+            self.bad(
+                FIELD,
+                "applies only to token_endpoint_auth_method \"private_key_jwt\"",
+            );
             return None;
         }
         if !CLIENT_ASSERTION_ALGS.contains(&alg.as_str()) {
-            self.bad(FIELD, format!("\"{alg}\" is not supported; use one of {}", CLIENT_ASSERTION_ALGS.join(", ")));
+            self.bad(
+                FIELD,
+                format!(
+                    "\"{alg}\" is not supported; use one of {}",
+                    CLIENT_ASSERTION_ALGS.join(", ")
+                ),
+            );
             return None;
         }
         if let Some(keys) = jwks.and_then(|j| j.get("keys")).and_then(Value::as_array) {
-            let (kty, crv) = if alg == "ES256" { ("EC", Some("P-256")) } else { ("RSA", None) };
+            let (kty, crv) = if alg == "ES256" {
+                ("EC", Some("P-256"))
+            } else {
+                ("RSA", None)
+            };
             let usable = keys.iter().any(|k| {
                 k.get("kty").and_then(Value::as_str) == Some(kty)
                     && crv.is_none_or(|c| k.get("crv").and_then(Value::as_str) == Some(c))
-                    && k.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig")
+                    && k.get("use")
+                        .and_then(Value::as_str)
+                        .is_none_or(|u| u == "sig")
             });
             if !usable {
-                self.bad(FIELD, format!("jwks holds no signing key usable with {alg}"));
+                self.bad(
+                    FIELD,
+                    format!("jwks holds no signing key usable with {alg}"),
+                );
             }
         }
         Some(alg)
     }
 
-    fn choice(&mut self, body: &Map<String, Value>, field: &str, allowed: &[&str]) -> Option<String> {
+    fn choice(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        allowed: &[&str],
+    ) -> Option<String> {
         let value = self.string(body, field)?;
         if allowed.contains(&value.as_str()) {
             Some(value)
         } else {
-            self.bad(field, format!("\"{value}\" is not supported; use one of {}", allowed.join(", ")));
+            self.bad(
+                field,
+                format!(
+                    "\"{value}\" is not supported; use one of {}",
+                    allowed.join(", ")
+                ),
+            );
             None
         }
     }
@@ -531,11 +634,17 @@ impl Validator {
     fn scope(&mut self, body: &Map<String, Value>) -> Option<String> {
         let value = present(body, "scope")?;
         let Some(scope) = value.as_str() else {
-            self.bad("scope", "must be a string of space-separated scope values (RFC 7591 §2)");
+            self.bad(
+                "scope",
+                "must be a string of space-separated scope values (RFC 7591 §2)",
+            );
             return None;
         };
         if scope.len() > MAX_SCOPE_LEN {
-            self.bad("scope", format!("must be at most {MAX_SCOPE_LEN} characters"));
+            self.bad(
+                "scope",
+                format!("must be at most {MAX_SCOPE_LEN} characters"),
+            );
             return None;
         }
         let mut seen = HashSet::new();
@@ -561,13 +670,19 @@ impl Validator {
     fn localized(&mut self, body: &Map<String, Value>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for key in body.keys() {
-            let Some((base, tag)) = key.split_once('#') else { continue };
+            let Some((base, tag)) = key.split_once('#') else {
+                continue;
+            };
             if !LOCALIZABLE.contains(&base) {
                 continue;
             }
             let tag_ok = !tag.is_empty()
                 && tag.len() <= 35
-                && tag.split('-').all(|sub| !sub.is_empty() && sub.len() <= 8 && sub.bytes().all(|b| b.is_ascii_alphanumeric()));
+                && tag.split('-').all(|sub| {
+                    !sub.is_empty()
+                        && sub.len() <= 8
+                        && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
             if !tag_ok {
                 self.bad(key, "carries a malformed language tag (BCP 47, RFC 5646)");
                 continue;

@@ -21,7 +21,10 @@ pub struct BootstrapOutput {
 
 /// Creates the first-start records unless they exist; returns the new
 /// credentials only when it created them.
-pub async fn bootstrap(store: &dyn Store, hasher: &Hasher) -> Result<Option<BootstrapOutput>, Error> {
+pub async fn bootstrap(
+    store: &dyn Store,
+    hasher: &Hasher,
+) -> Result<Option<BootstrapOutput>, Error> {
     if store.organization_by_name("default").await?.is_some() {
         return Ok(None);
     }
@@ -32,7 +35,11 @@ pub async fn bootstrap(store: &dyn Store, hasher: &Hasher) -> Result<Option<Boot
     let expires_at = now + BOOTSTRAP_IAT_LIFETIME_SECS;
     let created = store
         .bootstrap(Bootstrap {
-            organization: Organization { id: organization_id.clone(), name: "default".into(), created_at: now },
+            organization: Organization {
+                id: organization_id.clone(),
+                name: "default".into(),
+                created_at: now,
+            },
             admin_token_hash: hasher.hash(Credential::AdminToken, admin_token.expose()),
             initial_access_token: InitialAccessToken {
                 id: format!("iat_{}", credentials::random_id()?),

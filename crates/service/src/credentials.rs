@@ -39,13 +39,18 @@ impl Credential {
 /// Random bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], crate::Error> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| crate::Error::Internal(format!("OS random source failed: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| crate::Error::Internal(format!("OS random source failed: {e}")))?;
     Ok(bytes)
 }
 
 /// A new credential of `kind`: its prefix and 256 random bits, base64url.
 pub fn generate(kind: Credential) -> Result<Secret, crate::Error> {
-    Ok(Secret(format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))))
+    Ok(Secret(format!(
+        "{}{}",
+        kind.prefix(),
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+    )))
 }
 
 /// An unguessable identifier: 128 random bits in the URL-safe base64 alphabet.
@@ -84,7 +89,8 @@ impl fmt::Debug for Hasher {
 impl Hasher {
     pub fn new(key: &[u8]) -> Self {
         // HMAC accepts keys of any length; this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         Self { mac }
     }
 
@@ -119,7 +125,9 @@ mod tests {
         assert!(!format!("{a:?}").contains(&a.expose()[4..]));
         let id = random_id().unwrap();
         assert_eq!(id.len(), 22);
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     }
 
     #[test]

@@ -39,8 +39,11 @@ impl KeySet {
         let keys = records
             .iter()
             .map(|r| {
-                let alg = Algorithm::parse(&r.alg).ok_or_else(|| Error::Internal(format!("stored key {} has unknown alg {}", r.kid, r.alg)))?;
-                SigningKey::from_pkcs8(alg, &r.private_pkcs8).map_err(|e| Error::Internal(e.to_string()))
+                let alg = Algorithm::parse(&r.alg).ok_or_else(|| {
+                    Error::Internal(format!("stored key {} has unknown alg {}", r.kid, r.alg))
+                })?;
+                SigningKey::from_pkcs8(alg, &r.private_pkcs8)
+                    .map_err(|e| Error::Internal(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { keys })

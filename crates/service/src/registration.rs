@@ -3,8 +3,12 @@
 //! credentials, store in one write, and describe the result.
 
 use charter_config::{Issuer, RegistrationConfig};
-use charter_protocol::{validate_registration, validate_update, ClientMetadata, Error as ProtocolError};
-use charter_store::{ClientRecord, ClientUpdate, InitialAccessToken, Organization, Store, TokenHash};
+use charter_protocol::{
+    validate_registration, validate_update, ClientMetadata, Error as ProtocolError,
+};
+use charter_store::{
+    ClientRecord, ClientUpdate, InitialAccessToken, Organization, Store, TokenHash,
+};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -15,6 +19,14 @@ use crate::Error;
 /// configuration endpoint reveals nothing about which clients exist
 /// (RFC 7592 §2, OIDC DCR §4.4).
 const BAD_RAT: &str = "the registration access token is not valid for this client";
+
+/// A client's shared secret: in clear only when just issued.
+#[derive(Default)]
+struct SecretState {
+    clear: Option<Secret>,
+    hash: Option<TokenHash>,
+    expires_at: Option<i64>,
+}
 
 /// Registration and management of clients.
 pub struct Registrar {
@@ -46,14 +58,20 @@ impl ClientInformation {
         if let Some(secret) = &self.client_secret {
             body.insert("client_secret".into(), secret.expose().into());
         }
-        body.insert("client_id_issued_at".into(), self.client_id_issued_at.into());
+        body.insert(
+            "client_id_issued_at".into(),
+            self.client_id_issued_at.into(),
+        );
         if let Some(expires) = self.client_secret_expires_at {
             body.insert("client_secret_expires_at".into(), expires.into());
         }
         if let Some(rat) = &self.registration_access_token {
             body.insert("registration_access_token".into(), rat.expose().into());
         }
-        body.insert("registration_client_uri".into(), self.registration_client_uri.clone().into());
+        body.insert(
+            "registration_client_uri".into(),
+            self.registration_client_uri.clone().into(),
+        );
         if let Ok(Value::Object(metadata)) = serde_json::to_value(&self.metadata) {
             body.extend(metadata);
         }
@@ -62,8 +80,18 @@ impl ClientInformation {
 }
 
 impl Registrar {
-    pub fn new(store: Arc<dyn Store>, hasher: Hasher, issuer: Issuer, config: RegistrationConfig) -> Self {
-        Self { store, hasher, issuer, config }
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: Hasher,
+        issuer: Issuer,
+        config: RegistrationConfig,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            issuer,
+            config,
+        }
     }
 
     /// The `registration_client_uri` of a client (RFC 7592 §3).
@@ -73,21 +101,32 @@ impl Registrar {
 
     /// RFC 7591 §3: registers a client under the organization of the
     /// presented initial access token.
-    pub async fn register(&self, iat: Option<&str>, body: &Map<String, Value>) -> Result<ClientInformation, Error> {
+    pub async fn register(
+        &self,
+        iat: Option<&str>,
+        body: &Map<String, Value>,
+    ) -> Result<ClientInformation, Error> {
         let iat = self.authenticate_iat(iat).await?;
         let metadata = validate_registration(body)?;
         let now = crate::now();
         let client_id = credentials::random_id()?;
         let rat = credentials::generate(Credential::RegistrationAccessToken)?;
-        let (secret, secret_hash, secret_expires_at) = self.new_secret(&metadata, now)?;
+        let SecretState {
+            clear: secret,
+            hash: secret_hash,
+            expires_at: secret_expires_at,
+        } = self.new_secret(&metadata, now)?;
         let record = ClientRecord {
             client_id: client_id.clone(),
             organization_id: iat.organization_id,
             initial_access_token_id: Some(iat.id),
-            metadata: serde_json::to_value(&metadata).map_err(|e| Error::Internal(e.to_string()))?,
+            metadata: serde_json::to_value(&metadata)
+                .map_err(|e| Error::Internal(e.to_string()))?,
             secret_hash,
             secret_expires_at,
-            registration_token_hash: self.hasher.hash(Credential::RegistrationAccessToken, rat.expose()),
+            registration_token_hash: self
+                .hasher
+                .hash(Credential::RegistrationAccessToken, rat.expose()),
             issued_at: now,
             updated_at: now,
         };
@@ -105,19 +144,29 @@ impl Registrar {
     }
 
     /// RFC 7592 §2.1: the current registration.
-    pub async fn read(&self, client_id: &str, rat: Option<&str>) -> Result<ClientInformation, Error> {
+    pub async fn read(
+        &self,
+        client_id: &str,
+        rat: Option<&str>,
+    ) -> Result<ClientInformation, Error> {
         let client = self.authenticate_rat(client_id, rat).await?;
         self.describe(client, None, None)
     }
 
     /// RFC 7592 §2.2: replaces the client's metadata with the request's.
-    pub async fn update(&self, client_id: &str, rat: Option<&str>, body: &Map<String, Value>) -> Result<ClientInformation, Error> {
+    pub async fn update(
+        &self,
+        client_id: &str,
+        rat: Option<&str>,
+        body: &Map<String, Value>,
+    ) -> Result<ClientInformation, Error> {
         let client = self.authenticate_rat(client_id, rat).await?;
         let request = validate_update(body, client_id)?;
         if let Some(presented) = &request.client_secret {
-            let matches = client
-                .secret_hash
-                .is_some_and(|stored| self.hasher.verify(Credential::ClientSecret, presented, &stored));
+            let matches = client.secret_hash.is_some_and(|stored| {
+                self.hasher
+                    .verify(Credential::ClientSecret, presented, &stored)
+            });
             if !matches {
                 return Err(ProtocolError::invalid_request(
                     "client_secret: does not match the client's current secret; a client cannot choose its secret (RFC 7592 §2.2)",
@@ -129,14 +178,24 @@ impl Registrar {
         let metadata = request.metadata;
         // A confidential client keeps its secret; one that becomes
         // confidential gets a new one; one that stops using it loses it.
-        let (new_secret, secret_hash, secret_expires_at) = match (metadata.needs_secret(), client.secret_hash) {
-            (true, Some(hash)) => (None, Some(hash), client.secret_expires_at),
+        let SecretState {
+            clear: new_secret,
+            hash: secret_hash,
+            expires_at: secret_expires_at,
+        } = match (metadata.needs_secret(), client.secret_hash) {
+            (true, Some(hash)) => SecretState {
+                clear: None,
+                hash: Some(hash),
+                expires_at: client.secret_expires_at,
+            },
             (true, None) => self.new_secret(&metadata, now)?,
-            (false, _) => (None, None, None),
+            (false, _) => SecretState::default(),
         };
         let (new_rat, rat_hash) = if self.config.rotate_registration_access_token_on_update {
             let rat = credentials::generate(Credential::RegistrationAccessToken)?;
-            let hash = self.hasher.hash(Credential::RegistrationAccessToken, rat.expose());
+            let hash = self
+                .hasher
+                .hash(Credential::RegistrationAccessToken, rat.expose());
             (Some(rat), hash)
         } else {
             (None, client.registration_token_hash)
@@ -146,7 +205,8 @@ impl Registrar {
             .update_client(ClientUpdate {
                 client_id: client_id.to_owned(),
                 expected_registration_token_hash: client.registration_token_hash,
-                metadata: serde_json::to_value(&metadata).map_err(|e| Error::Internal(e.to_string()))?,
+                metadata: serde_json::to_value(&metadata)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
                 secret_hash,
                 secret_expires_at,
                 registration_token_hash: rat_hash,
@@ -158,7 +218,10 @@ impl Registrar {
             return Err(Error::InvalidToken(BAD_RAT));
         }
         tracing::info!(client_id = %client_id, rotated_rat = new_rat.is_some(), "client updated");
-        let record = ClientRecord { secret_expires_at, ..client };
+        let record = ClientRecord {
+            secret_expires_at,
+            ..client
+        };
         let mut info = self.describe(record, new_secret, new_rat)?;
         info.metadata = metadata;
         Ok(info)
@@ -167,26 +230,42 @@ impl Registrar {
     /// RFC 7592 §2.3: deletes the client; its token dies with it.
     pub async fn delete(&self, client_id: &str, rat: Option<&str>) -> Result<(), Error> {
         let client = self.authenticate_rat(client_id, rat).await?;
-        if !self.store.delete_client(client_id, &client.registration_token_hash).await? {
+        if !self
+            .store
+            .delete_client(client_id, &client.registration_token_hash)
+            .await?
+        {
             return Err(Error::InvalidToken(BAD_RAT));
         }
         tracing::info!(client_id = %client_id, "client deleted");
         Ok(())
     }
 
-    fn new_secret(&self, metadata: &ClientMetadata, now: i64) -> Result<(Option<Secret>, Option<TokenHash>, Option<i64>), Error> {
+    /// A fresh secret for a client that uses one; none for the others.
+    fn new_secret(&self, metadata: &ClientMetadata, now: i64) -> Result<SecretState, Error> {
         if !metadata.needs_secret() {
-            return Ok((None, None, None));
+            return Ok(SecretState::default());
         }
         let secret = credentials::generate(Credential::ClientSecret)?;
-        let hash = self.hasher.hash(Credential::ClientSecret, secret.expose());
-        let expires_at = now + self.config.client_secret_lifetime.as_secs() as i64;
-        Ok((Some(secret), Some(hash), Some(expires_at)))
+        Ok(SecretState {
+            hash: Some(self.hasher.hash(Credential::ClientSecret, secret.expose())),
+            expires_at: Some(now + self.config.client_secret_lifetime.as_secs() as i64),
+            clear: Some(secret),
+        })
     }
 
-    fn describe(&self, client: ClientRecord, secret: Option<Secret>, rat: Option<Secret>) -> Result<ClientInformation, Error> {
-        let metadata: ClientMetadata = serde_json::from_value(client.metadata)
-            .map_err(|e| Error::Internal(format!("stored metadata of {} is unreadable: {e}", client.client_id)))?;
+    fn describe(
+        &self,
+        client: ClientRecord,
+        secret: Option<Secret>,
+        rat: Option<Secret>,
+    ) -> Result<ClientInformation, Error> {
+        let metadata: ClientMetadata = serde_json::from_value(client.metadata).map_err(|e| {
+            Error::Internal(format!(
+                "stored metadata of {} is unreadable: {e}",
+                client.client_id
+            ))
+        })?;
         Ok(ClientInformation {
             registration_client_uri: self.client_uri(&client.client_id),
             client_id: client.client_id,
@@ -208,11 +287,16 @@ impl Registrar {
             .ok_or(Error::InvalidToken("the initial access token is not valid"))?;
         // The lookup matched on the hash; compare again in constant time so
         // correctness never rests on the database's comparison alone.
-        if !self.hasher.verify(Credential::InitialAccessToken, presented, &token.token_hash) {
+        if !self
+            .hasher
+            .verify(Credential::InitialAccessToken, presented, &token.token_hash)
+        {
             return Err(Error::InvalidToken("the initial access token is not valid"));
         }
         if token.revoked {
-            return Err(Error::InvalidToken("the initial access token has been revoked"));
+            return Err(Error::InvalidToken(
+                "the initial access token has been revoked",
+            ));
         }
         if token.expires_at.is_some_and(|at| at <= crate::now()) {
             return Err(Error::InvalidToken("the initial access token has expired"));
@@ -220,40 +304,68 @@ impl Registrar {
         Ok(token)
     }
 
-    async fn authenticate_rat(&self, client_id: &str, presented: Option<&str>) -> Result<ClientRecord, Error> {
+    async fn authenticate_rat(
+        &self,
+        client_id: &str,
+        presented: Option<&str>,
+    ) -> Result<ClientRecord, Error> {
         let presented = presented.ok_or(Error::MissingToken)?;
         // Hash before the lookup so an unknown client costs the same work.
-        let hash = self.hasher.hash(Credential::RegistrationAccessToken, presented);
+        let hash = self
+            .hasher
+            .hash(Credential::RegistrationAccessToken, presented);
         let client = self.store.client(client_id).await?;
         match client {
-            Some(client) if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &client.registration_token_hash[..])) => Ok(client),
+            Some(client)
+                if bool::from(subtle::ConstantTimeEq::ct_eq(
+                    &hash[..],
+                    &client.registration_token_hash[..],
+                )) =>
+            {
+                Ok(client)
+            }
             _ => Err(Error::InvalidToken(BAD_RAT)),
         }
     }
 
     /// Admin: an initial access token for an organization, shown once.
-    pub async fn issue_initial_access_token(&self, organization: &str, lifetime_secs: i64) -> Result<(InitialAccessToken, Secret), Error> {
+    pub async fn issue_initial_access_token(
+        &self,
+        organization: &str,
+        lifetime_secs: i64,
+    ) -> Result<(InitialAccessToken, Secret), Error> {
         let org: Organization = self
             .store
             .organization_by_name(organization)
             .await?
-            .ok_or_else(|| ProtocolError::invalid_request(format!("organization: {organization:?} does not exist")))?;
+            .ok_or_else(|| {
+                ProtocolError::invalid_request(format!(
+                    "organization: {organization:?} does not exist"
+                ))
+            })?;
         let now = crate::now();
         let secret = credentials::generate(Credential::InitialAccessToken)?;
         let token = InitialAccessToken {
             id: format!("iat_{}", credentials::random_id()?),
             organization_id: org.id,
-            token_hash: self.hasher.hash(Credential::InitialAccessToken, secret.expose()),
+            token_hash: self
+                .hasher
+                .hash(Credential::InitialAccessToken, secret.expose()),
             created_at: now,
             expires_at: Some(now + lifetime_secs),
             revoked: false,
         };
-        self.store.insert_initial_access_token(token.clone()).await?;
+        self.store
+            .insert_initial_access_token(token.clone())
+            .await?;
         Ok((token, secret))
     }
 
     /// Whether `presented` is an admin token.
     pub async fn is_admin(&self, presented: &str) -> Result<bool, Error> {
-        Ok(self.store.admin_token_exists(&self.hasher.hash(Credential::AdminToken, presented)).await?)
+        Ok(self
+            .store
+            .admin_token_exists(&self.hasher.hash(Credential::AdminToken, presented))
+            .await?)
     }
 }

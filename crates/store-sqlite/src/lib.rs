@@ -25,7 +25,9 @@ pub struct SqliteStore {
 
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_owned()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::Conflict(d.message().to_owned())
+        }
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
             Error::Database(format!("referenced record does not exist: {}", d.message()))
         }
@@ -71,9 +73,13 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord> {
         client_id: row.try_get("client_id").map_err(db_err)?,
         organization_id: row.try_get("organization_id").map_err(db_err)?,
         initial_access_token_id: row.try_get("initial_access_token_id").map_err(db_err)?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
         secret_hash: secret_hash
-            .map(|b| b.try_into().map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into())))
+            .map(|b| {
+                b.try_into()
+                    .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))
+            })
             .transpose()?,
         secret_expires_at: row.try_get("secret_expires_at").map_err(db_err)?,
         registration_token_hash: hash_of(row, "registration_token_hash")?,
@@ -120,7 +126,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_organization(&self, org: Organization) -> Result<()> {
-        self.writer.submit(WriteOp::InsertOrganization(org)).await.map(drop)
+        self.writer
+            .submit(WriteOp::InsertOrganization(org))
+            .await
+            .map(drop)
     }
 
     async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool> {
@@ -133,10 +142,16 @@ impl Store for SqliteStore {
     }
 
     async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()> {
-        self.writer.submit(WriteOp::InsertInitialAccessToken(token)).await.map(drop)
+        self.writer
+            .submit(WriteOp::InsertInitialAccessToken(token))
+            .await
+            .map(drop)
     }
 
-    async fn initial_access_token_by_hash(&self, hash: &TokenHash) -> Result<Option<InitialAccessToken>> {
+    async fn initial_access_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<InitialAccessToken>> {
         let row = sqlx::query(
             "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
              FROM initial_access_tokens WHERE token_hash = ?",
@@ -159,7 +174,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_client(&self, client: ClientRecord) -> Result<()> {
-        self.writer.submit(WriteOp::InsertClient(Box::new(client))).await.map(drop)
+        self.writer
+            .submit(WriteOp::InsertClient(Box::new(client)))
+            .await
+            .map(drop)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
@@ -184,24 +202,38 @@ impl Store for SqliteStore {
     }
 
     async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
-        self.writer.submit(WriteOp::UpdateClient(Box::new(update))).await
+        self.writer
+            .submit(WriteOp::UpdateClient(Box::new(update)))
+            .await
     }
 
-    async fn delete_client(&self, client_id: &str, registration_token_hash: &TokenHash) -> Result<bool> {
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        registration_token_hash: &TokenHash,
+    ) -> Result<bool> {
         self.writer
-            .submit(WriteOp::DeleteClient(client_id.to_owned(), *registration_token_hash))
+            .submit(WriteOp::DeleteClient(
+                client_id.to_owned(),
+                *registration_token_hash,
+            ))
             .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.reads)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.reads)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(key_from_row).collect()
     }
 
-    async fn ensure_signing_keys(&self, keys: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>> {
+    async fn ensure_signing_keys(
+        &self,
+        keys: Vec<SigningKeyRecord>,
+    ) -> Result<Vec<SigningKeyRecord>> {
         self.writer.submit(WriteOp::EnsureSigningKeys(keys)).await?;
         self.signing_keys().await
     }

@@ -7,7 +7,10 @@
 //! from a savepoint of their own. Callers are answered only after `COMMIT`
 //! returns, i.e. after SQLite has synced the WAL.
 
-use charter_store::{Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result, SigningKeyRecord, TokenHash};
+use charter_store::{
+    Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
+    SigningKeyRecord, TokenHash,
+};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -46,7 +49,10 @@ impl Writer {
         std::thread::Builder::new()
             .name("charter-sqlite-writer".into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(Error::Database(format!("writer runtime: {e}"))));
@@ -102,7 +108,9 @@ impl Writer {
 }
 
 async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection> {
-    let mut conn = SqliteConnection::connect_with(options).await.map_err(db_err)?;
+    let mut conn = SqliteConnection::connect_with(options)
+        .await
+        .map_err(db_err)?;
     sqlx::migrate!("./migrations")
         .run(&mut conn)
         .await
@@ -124,7 +132,10 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 async fn apply_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Vec<Result<bool>> {
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         let message = e.to_string();
-        return batch.iter().map(|_| Err(Error::Database(message.clone()))).collect();
+        return batch
+            .iter()
+            .map(|_| Err(Error::Database(message.clone())))
+            .collect();
     }
     let mut results = Vec::with_capacity(batch.len());
     for (op, _) in batch {
@@ -136,7 +147,10 @@ async fn apply_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Vec<Result<b
             tracing::error!(error = %e, "group commit failed; rolling back the batch");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             let message = e.to_string();
-            batch.iter().map(|_| Err(Error::Database(message.clone()))).collect()
+            batch
+                .iter()
+                .map(|_| Err(Error::Database(message.clone())))
+                .collect()
         }
     }
 }
@@ -150,10 +164,20 @@ async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<bool> {
     if !multi_statement {
         return apply_statements(conn, op).await;
     }
-    sqlx::query("SAVEPOINT op").execute(&mut *conn).await.map_err(db_err)?;
+    sqlx::query("SAVEPOINT op")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let result = apply_statements(conn, op).await;
-    let finish = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-    sqlx::raw_sql(finish).execute(&mut *conn).await.map_err(db_err)?;
+    let finish = if result.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op; RELEASE op"
+    };
+    sqlx::raw_sql(finish)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     result
 }
 
@@ -228,12 +252,14 @@ async fn apply_statements(conn: &mut SqliteConnection, op: &WriteOp) -> Result<b
             Ok(updated.rows_affected() == 1)
         }
         WriteOp::DeleteClient(client_id, rat) => {
-            let deleted = sqlx::query("DELETE FROM clients WHERE client_id = ? AND registration_token_hash = ?")
-                .bind(client_id)
-                .bind(&rat[..])
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
+            let deleted = sqlx::query(
+                "DELETE FROM clients WHERE client_id = ? AND registration_token_hash = ?",
+            )
+            .bind(client_id)
+            .bind(&rat[..])
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
             Ok(deleted.rows_affected() == 1)
         }
         WriteOp::EnsureSigningKeys(keys) => {

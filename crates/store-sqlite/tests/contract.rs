@@ -9,5 +9,8 @@ async fn sqlite_passes_the_storage_contract() {
     charter_store::Store::close(&store).await;
     // Reopening applies no migration twice and finds the data.
     let store = charter_store_sqlite::SqliteStore::open(&url).await.unwrap();
-    assert!(charter_store::Store::client(&store, "bulk-1").await.unwrap().is_some());
+    assert!(charter_store::Store::client(&store, "bulk-1")
+        .await
+        .unwrap()
+        .is_some());
 }

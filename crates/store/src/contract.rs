@@ -8,7 +8,11 @@ fn hash(byte: u8) -> TokenHash {
 }
 
 fn org(id: &str) -> Organization {
-    Organization { id: id.into(), name: format!("name-{id}"), created_at: 1_700_000_000 }
+    Organization {
+        id: id.into(),
+        name: format!("name-{id}"),
+        created_at: 1_700_000_000,
+    }
 }
 
 fn client(id: &str, org_id: &str, rat: u8) -> ClientRecord {
@@ -37,7 +41,11 @@ pub async fn run(store: &dyn Store) {
 
 async fn bootstrap_once(store: &dyn Store) {
     let records = Bootstrap {
-        organization: Organization { id: "org-default".into(), name: "default".into(), created_at: 1 },
+        organization: Organization {
+            id: "org-default".into(),
+            name: "default".into(),
+            created_at: 1,
+        },
         admin_token_hash: hash(1),
         initial_access_token: InitialAccessToken {
             id: "iat-1".into(),
@@ -48,25 +56,52 @@ async fn bootstrap_once(store: &dyn Store) {
             revoked: false,
         },
     };
-    assert!(store.bootstrap(records.clone()).await.unwrap(), "first bootstrap creates");
+    assert!(
+        store.bootstrap(records.clone()).await.unwrap(),
+        "first bootstrap creates"
+    );
     let mut again = records;
     again.admin_token_hash = hash(3);
     again.initial_access_token.id = "iat-other".into();
     again.initial_access_token.token_hash = hash(4);
-    assert!(!store.bootstrap(again).await.unwrap(), "second bootstrap is a no-op");
+    assert!(
+        !store.bootstrap(again).await.unwrap(),
+        "second bootstrap is a no-op"
+    );
     assert!(store.admin_token_exists(&hash(1)).await.unwrap());
-    assert!(!store.admin_token_exists(&hash(3)).await.unwrap(), "no partial second bootstrap");
-    assert!(store.initial_access_token_by_hash(&hash(4)).await.unwrap().is_none());
-    let iat = store.initial_access_token_by_hash(&hash(2)).await.unwrap().expect("bootstrap IAT");
+    assert!(
+        !store.admin_token_exists(&hash(3)).await.unwrap(),
+        "no partial second bootstrap"
+    );
+    assert!(store
+        .initial_access_token_by_hash(&hash(4))
+        .await
+        .unwrap()
+        .is_none());
+    let iat = store
+        .initial_access_token_by_hash(&hash(2))
+        .await
+        .unwrap()
+        .expect("bootstrap IAT");
     assert_eq!(iat.organization_id, "org-default");
 }
 
 async fn organizations(store: &dyn Store) {
     store.insert_organization(org("o1")).await.unwrap();
-    assert_eq!(store.organization_by_name("name-o1").await.unwrap(), Some(org("o1")));
-    assert!(store.organization_by_name("missing").await.unwrap().is_none());
+    assert_eq!(
+        store.organization_by_name("name-o1").await.unwrap(),
+        Some(org("o1"))
+    );
+    assert!(store
+        .organization_by_name("missing")
+        .await
+        .unwrap()
+        .is_none());
     let duplicate = store.insert_organization(org("o1")).await;
-    assert!(matches!(duplicate, Err(Error::Conflict(_))), "duplicate org: {duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(Error::Conflict(_))),
+        "duplicate org: {duplicate:?}"
+    );
 }
 
 async fn initial_access_tokens(store: &dyn Store) {
@@ -78,10 +113,26 @@ async fn initial_access_tokens(store: &dyn Store) {
         expires_at: Some(99),
         revoked: false,
     };
-    store.insert_initial_access_token(token.clone()).await.unwrap();
-    assert_eq!(store.initial_access_token_by_hash(&hash(20)).await.unwrap(), Some(token));
-    let orphan = InitialAccessToken { id: "iat-3".into(), organization_id: "nope".into(), token_hash: hash(21), created_at: 5, expires_at: None, revoked: false };
-    assert!(store.insert_initial_access_token(orphan).await.is_err(), "IAT needs an existing organization");
+    store
+        .insert_initial_access_token(token.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.initial_access_token_by_hash(&hash(20)).await.unwrap(),
+        Some(token)
+    );
+    let orphan = InitialAccessToken {
+        id: "iat-3".into(),
+        organization_id: "nope".into(),
+        token_hash: hash(21),
+        created_at: 5,
+        expires_at: None,
+        revoked: false,
+    };
+    assert!(
+        store.insert_initial_access_token(orphan).await.is_err(),
+        "IAT needs an existing organization"
+    );
 }
 
 async fn clients(store: &dyn Store) {
@@ -91,8 +142,20 @@ async fn clients(store: &dyn Store) {
     assert_eq!(store.client_count().await.unwrap(), 1);
     assert_eq!(store.client("c1").await.unwrap(), Some(c.clone()));
     assert!(store.client("c2").await.unwrap().is_none());
-    assert!(matches!(store.insert_client(c.clone()).await, Err(Error::Conflict(_))), "duplicate client_id");
-    assert!(store.insert_client(client("c-orphan", "nope", 31)).await.is_err(), "client needs an organization");
+    assert!(
+        matches!(
+            store.insert_client(c.clone()).await,
+            Err(Error::Conflict(_))
+        ),
+        "duplicate client_id"
+    );
+    assert!(
+        store
+            .insert_client(client("c-orphan", "nope", 31))
+            .await
+            .is_err(),
+        "client needs an organization"
+    );
     assert!(store.client("c-orphan").await.unwrap().is_none());
 
     let update = ClientUpdate {
@@ -106,23 +169,35 @@ async fn clients(store: &dyn Store) {
     };
     assert!(store.update_client(update.clone()).await.unwrap());
     // The old registration access token no longer matches: a replayed update fails.
-    assert!(!store.update_client(update).await.unwrap(), "stale RAT must not update");
+    assert!(
+        !store.update_client(update).await.unwrap(),
+        "stale RAT must not update"
+    );
     let stored = store.client("c1").await.unwrap().unwrap();
     assert_eq!(stored.metadata["client_name"], "renamed");
     assert_eq!(stored.secret_hash, None);
     assert_eq!(stored.registration_token_hash, hash(32));
     assert_eq!(stored.issued_at, c.issued_at);
 
-    assert!(!store.delete_client("c1", &hash(30)).await.unwrap(), "old RAT cannot delete");
+    assert!(
+        !store.delete_client("c1", &hash(30)).await.unwrap(),
+        "old RAT cannot delete"
+    );
     assert!(store.delete_client("c1", &hash(32)).await.unwrap());
     assert!(store.client("c1").await.unwrap().is_none());
-    assert!(!store.delete_client("c1", &hash(32)).await.unwrap(), "second delete finds nothing");
+    assert!(
+        !store.delete_client("c1", &hash(32)).await.unwrap(),
+        "second delete finds nothing"
+    );
 }
 
 async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
     let inserts = (0..64).map(|i| store.insert_client(client(&format!("bulk-{i}"), "o1", 40)));
     let results = futures_join_all(inserts).await;
-    assert!(results.iter().all(Result::is_ok), "concurrent inserts: {results:?}");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "concurrent inserts: {results:?}"
+    );
     for i in 0..64 {
         assert!(store.client(&format!("bulk-{i}")).await.unwrap().is_some());
     }
@@ -137,11 +212,22 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
 
 async fn signing_keys(store: &dyn Store) {
     assert!(store.signing_keys().await.unwrap().is_empty());
-    let key = |kid: &str, alg: &str| SigningKeyRecord { kid: kid.into(), alg: alg.into(), private_pkcs8: vec![1, 2, 3], created_at: 7 };
-    let stored = store.ensure_signing_keys(vec![key("k1", "ES256"), key("k2", "RS256")]).await.unwrap();
+    let key = |kid: &str, alg: &str| SigningKeyRecord {
+        kid: kid.into(),
+        alg: alg.into(),
+        private_pkcs8: vec![1, 2, 3],
+        created_at: 7,
+    };
+    let stored = store
+        .ensure_signing_keys(vec![key("k1", "ES256"), key("k2", "RS256")])
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 2);
     // A second replica racing with its own keys keeps the first set.
-    let stored = store.ensure_signing_keys(vec![key("k3", "ES256")]).await.unwrap();
+    let stored = store
+        .ensure_signing_keys(vec![key("k3", "ES256")])
+        .await
+        .unwrap();
     let mut kids: Vec<_> = stored.iter().map(|k| k.kid.as_str()).collect();
     kids.sort();
     assert_eq!(kids, ["k1", "k2"]);
@@ -149,7 +235,9 @@ async fn signing_keys(store: &dyn Store) {
 }
 
 /// Polls futures concurrently without pulling in the `futures` crate.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     use std::pin::Pin;
     use std::task::{Context, Poll};
     let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();

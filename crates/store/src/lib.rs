@@ -130,7 +130,10 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool>;
 
     async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()>;
-    async fn initial_access_token_by_hash(&self, hash: &TokenHash) -> Result<Option<InitialAccessToken>>;
+    async fn initial_access_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<InitialAccessToken>>;
 
     /// Stores a new client. The write is durable when this returns.
     async fn insert_client(&self, client: ClientRecord) -> Result<()>;
@@ -143,13 +146,20 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn update_client(&self, update: ClientUpdate) -> Result<bool>;
     /// Deletes a client if its registration access token is the expected
     /// one; returns whether it did.
-    async fn delete_client(&self, client_id: &str, registration_token_hash: &TokenHash) -> Result<bool>;
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        registration_token_hash: &TokenHash,
+    ) -> Result<bool>;
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Stores each of `keys` as the initial key of its algorithm unless that
     /// algorithm has one already, in one transaction, and returns every
     /// stored key. Several replicas starting together end up with one key set.
-    async fn ensure_signing_keys(&self, keys: Vec<SigningKeyRecord>) -> Result<Vec<SigningKeyRecord>>;
+    async fn ensure_signing_keys(
+        &self,
+        keys: Vec<SigningKeyRecord>,
+    ) -> Result<Vec<SigningKeyRecord>>;
 
     /// Flushes and closes connections.
     async fn close(&self);

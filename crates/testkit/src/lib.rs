@@ -34,7 +34,8 @@ pub struct Options {
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("CHARTER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CHARTER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Says plainly, past the test harness's output capture, that a test did not run.
@@ -63,7 +64,8 @@ pub struct TestServer {
 }
 
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
     listener.local_addr().expect("local address").port()
 }
 
@@ -75,7 +77,11 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let url = postgres_url();
-                let probe = tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::PgPool::connect(&url)).await;
+                let probe = tokio::time::timeout(
+                    std::time::Duration::from_secs(3),
+                    sqlx::PgPool::connect(&url),
+                )
+                .await;
                 match probe {
                     Ok(Ok(pool)) => pool.close().await,
                     outcome => {
@@ -90,7 +96,13 @@ impl TestServer {
                         return None;
                     }
                 }
-                let name = format!("charter_it_{}", credentials::random_id().expect("random").to_lowercase().replace(['-', '_'], ""));
+                let name = format!(
+                    "charter_it_{}",
+                    credentials::random_id()
+                        .expect("random")
+                        .to_lowercase()
+                        .replace(['-', '_'], "")
+                );
                 Some(PgSchema { url, name })
             }
         };
@@ -100,7 +112,10 @@ impl TestServer {
             issuer: String::new(),
             iat: String::new(),
             admin_token: String::new(),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("HTTP client"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
             server: None,
             data_dir,
             pg,
@@ -108,7 +123,11 @@ impl TestServer {
             options,
         };
         server.boot().await;
-        let first = server.server.as_mut().and_then(|s| s.bootstrap.take()).expect("first start bootstraps");
+        let first = server
+            .server
+            .as_mut()
+            .and_then(|s| s.bootstrap.take())
+            .expect("first start bootstraps");
         server.iat = first.initial_access_token.expose().to_owned();
         server.admin_token = first.admin_token.expose().to_owned();
         Some(server)
@@ -131,7 +150,9 @@ impl TestServer {
         let store: Option<Arc<dyn Store>> = match &self.pg {
             None => None,
             Some(pg) => {
-                config.storage = charter_config::StorageConfig::Postgres { url: pg.url.clone() };
+                config.storage = charter_config::StorageConfig::Postgres {
+                    url: pg.url.clone(),
+                };
                 Some(Arc::new(
                     charter_store_postgres::PostgresStore::open_with_schema(&pg.url, &pg.name)
                         .await
@@ -139,7 +160,9 @@ impl TestServer {
                 ))
             }
         };
-        let server = charter::start_with_store(config, store).await.expect("server starts");
+        let server = charter::start_with_store(config, store)
+            .await
+            .expect("server starts");
         self.issuer = server.issuer.to_string();
         self.server = Some(server);
     }
@@ -150,7 +173,10 @@ impl TestServer {
             server.stop().await;
         }
         self.boot().await;
-        assert!(self.server.as_ref().is_some_and(|s| s.bootstrap.is_none()), "a restart must not bootstrap again");
+        assert!(
+            self.server.as_ref().is_some_and(|s| s.bootstrap.is_none()),
+            "a restart must not bootstrap again"
+        );
     }
 
     /// Stops the server and removes its PostgreSQL schema.
@@ -160,7 +186,9 @@ impl TestServer {
         }
         if let Some(pg) = &self.pg {
             if let Ok(pool) = sqlx::PgPool::connect(&pg.url).await {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", pg.name)).execute(&pool).await;
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", pg.name))
+                    .execute(&pool)
+                    .await;
                 pool.close().await;
             }
         }
@@ -210,7 +238,11 @@ impl TestServer {
     /// API cannot produce on demand (expired, revoked).
     pub async fn insert_iat(&self, expires_at: Option<i64>, revoked: bool) -> String {
         let store = self.store();
-        let org = store.organization_by_name("default").await.expect("lookup").expect("default org");
+        let org = store
+            .organization_by_name("default")
+            .await
+            .expect("lookup")
+            .expect("default org");
         let token = credentials::generate(Credential::InitialAccessToken).expect("random");
         let hasher = &self.server.as_ref().expect("running").hasher;
         store

@@ -15,7 +15,11 @@ fn check(request: Value, expected: Result<(), (ErrorCode, &str)>) -> Option<Clie
         (Ok(m), Ok(())) => Some(m),
         (Err(e), Err((code, fragment))) => {
             assert_eq!(e.code, code, "{request}: {}", e.description);
-            assert!(e.description.contains(fragment), "{request}: «{}» lacks «{fragment}»", e.description);
+            assert!(
+                e.description.contains(fragment),
+                "{request}: «{}» lacks «{fragment}»",
+                e.description
+            );
             None
         }
         (got, want) => panic!("{request}: got {got:?}, want {want:?}"),
@@ -41,7 +45,10 @@ fn defaults_applied() {
     assert_eq!(m.id_token_signed_response_alg.as_deref(), Some("RS256"));
     let echoed = serde_json::to_value(&m).unwrap();
     assert_eq!(echoed["grant_types"], json!(["authorization_code"]));
-    assert_eq!(echoed["token_endpoint_auth_method"], json!("client_secret_basic"));
+    assert_eq!(
+        echoed["token_endpoint_auth_method"],
+        json!("client_secret_basic")
+    );
 }
 
 // DCR-21: a machine client needs no redirect URI.
@@ -57,38 +64,84 @@ fn client_credentials_without_redirect_uris() {
 // DCR-20, OIDR-01.
 #[test]
 fn redirect_uris_required_for_code_grant() {
-    check(json!({}), Err((REDIRECT, "required for the authorization_code grant")));
+    check(
+        json!({}),
+        Err((REDIRECT, "required for the authorization_code grant")),
+    );
     check(json!({"redirect_uris": []}), Err((REDIRECT, "required")));
 }
 
 // DCR-22..25, OIDR-05, OIDR-07: every URI is checked, one bad entry fails.
 #[test]
 fn redirect_uri_rules() {
-    check(json!({"redirect_uris": ["https://c.example/cb", "https://c.example/cb#f"]}), Err((REDIRECT, "fragment")));
-    check(json!({"redirect_uris": ["/cb"]}), Err((REDIRECT, "absolute")));
-    check(json!({"redirect_uris": ["http://c.example/cb"]}), Err((REDIRECT, "loopback")));
-    check(json!({"redirect_uris": ["myapp:/cb"], "application_type": "native"}), Err((REDIRECT, "reverse domain")));
-    check(json!({"redirect_uris": ["https://c.example/cb"], "application_type": "native"}), Err((REDIRECT, "native")));
-    check(json!({"redirect_uris": ["https://c.example/cb", "https://c.example/cb"]}), Err((REDIRECT, "more than once")));
-    ok(json!({"redirect_uris": ["com.example.app:/cb", "http://127.0.0.1/cb"], "application_type": "native"}));
-    ok(json!({"redirect_uris": ["http://localhost:33418/callback"], "token_endpoint_auth_method": "none"}));
+    check(
+        json!({"redirect_uris": ["https://c.example/cb", "https://c.example/cb#f"]}),
+        Err((REDIRECT, "fragment")),
+    );
+    check(
+        json!({"redirect_uris": ["/cb"]}),
+        Err((REDIRECT, "absolute")),
+    );
+    check(
+        json!({"redirect_uris": ["http://c.example/cb"]}),
+        Err((REDIRECT, "loopback")),
+    );
+    check(
+        json!({"redirect_uris": ["myapp:/cb"], "application_type": "native"}),
+        Err((REDIRECT, "reverse domain")),
+    );
+    check(
+        json!({"redirect_uris": ["https://c.example/cb"], "application_type": "native"}),
+        Err((REDIRECT, "native")),
+    );
+    check(
+        json!({"redirect_uris": ["https://c.example/cb", "https://c.example/cb"]}),
+        Err((REDIRECT, "more than once")),
+    );
+    ok(
+        json!({"redirect_uris": ["com.example.app:/cb", "http://127.0.0.1/cb"], "application_type": "native"}),
+    );
+    ok(
+        json!({"redirect_uris": ["http://localhost:33418/callback"], "token_endpoint_auth_method": "none"}),
+    );
 }
 
 // OIDR-02, OIDR-28: redirect URIs are stored exactly as sent, never normalized.
 #[test]
 fn redirect_uris_kept_verbatim() {
-    let uris = json!(["https://C.Example:443/cb/../x?b=2&a=1", "https://c.example/cb/"]);
-    assert_eq!(serde_json::to_value(ok(json!({"redirect_uris": uris}))).unwrap()["redirect_uris"], uris);
+    let uris = json!([
+        "https://C.Example:443/cb/../x?b=2&a=1",
+        "https://c.example/cb/"
+    ]);
+    assert_eq!(
+        serde_json::to_value(ok(json!({"redirect_uris": uris}))).unwrap()["redirect_uris"],
+        uris
+    );
 }
 
 // DCR-30, OIDR-21: grant and response types agree or the request fails.
 #[test]
 fn grant_response_consistency() {
-    check(json!({"grant_types": ["client_credentials"], "response_types": ["code"], "redirect_uris": ["https://c.example/cb"]}), Err((META, "requires grant type authorization_code")));
-    check(json!({"grant_types": ["authorization_code"], "response_types": [], "redirect_uris": ["https://c.example/cb"]}), Err((META, "requires response type \"code\"")));
-    check(json!({"response_types": ["token"], "redirect_uris": ["https://c.example/cb"]}), Err((META, "\"token\" is not supported")));
-    check(json!({"response_types": ["code id_token"], "redirect_uris": ["https://c.example/cb"]}), Err((META, "not supported")));
-    check(json!({"grant_types": ["refresh_token"]}), Err((META, "only issued with authorization_code")));
+    check(
+        json!({"grant_types": ["client_credentials"], "response_types": ["code"], "redirect_uris": ["https://c.example/cb"]}),
+        Err((META, "requires grant type authorization_code")),
+    );
+    check(
+        json!({"grant_types": ["authorization_code"], "response_types": [], "redirect_uris": ["https://c.example/cb"]}),
+        Err((META, "requires response type \"code\"")),
+    );
+    check(
+        json!({"response_types": ["token"], "redirect_uris": ["https://c.example/cb"]}),
+        Err((META, "\"token\" is not supported")),
+    );
+    check(
+        json!({"response_types": ["code id_token"], "redirect_uris": ["https://c.example/cb"]}),
+        Err((META, "not supported")),
+    );
+    check(
+        json!({"grant_types": ["refresh_token"]}),
+        Err((META, "only issued with authorization_code")),
+    );
     check(json!({"grant_types": []}), Err((META, "at least one")));
     let m = ok(json!({"response_types": ["code"], "redirect_uris": ["https://c.example/cb"]}));
     assert_eq!(m.grant_types, vec![GrantType::AuthorizationCode]);
@@ -97,18 +150,38 @@ fn grant_response_consistency() {
 // DCR-33, RFC 9700 §2.4 and §2.1.2.
 #[test]
 fn password_and_implicit_refused() {
-    check(json!({"grant_types": ["password"]}), Err((META, "RFC 9700 §2.4")));
-    check(json!({"grant_types": ["implicit"], "redirect_uris": ["https://c.example/cb"]}), Err((META, "implicit")));
-    check(json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]}), Err((META, "not supported")));
+    check(
+        json!({"grant_types": ["password"]}),
+        Err((META, "RFC 9700 §2.4")),
+    );
+    check(
+        json!({"grant_types": ["implicit"], "redirect_uris": ["https://c.example/cb"]}),
+        Err((META, "implicit")),
+    );
+    check(
+        json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]}),
+        Err((META, "not supported")),
+    );
 }
 
 // DCR-32.
 #[test]
 fn auth_methods() {
-    check(json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt"}), Err((META, "not supported")));
-    check(json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": 3}), Err((META, "must be a string")));
-    check(json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}), Err((META, "client_credentials requires an authenticated client")));
-    let m = ok(json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}));
+    check(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt"}),
+        Err((META, "not supported")),
+    );
+    check(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": 3}),
+        Err((META, "must be a string")),
+    );
+    check(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+        Err((META, "client_credentials requires an authenticated client")),
+    );
+    let m = ok(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
+    );
     assert!(m.needs_secret());
 }
 
@@ -121,42 +194,97 @@ fn ec_jwk() -> Value {
 fn key_material() {
     let base = |extra: Value| {
         let mut b = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"});
-        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         b
     };
-    check(base(json!({})), Err((META, "requires the client's public keys")));
-    check(base(json!({"jwks": {"keys": [ec_jwk()]}, "jwks_uri": "https://c.example/jwks"})), Err((META, "must not both be present")));
-    check(base(json!({"jwks": [ec_jwk()]})), Err((META, "jwks: must be a JSON object")));
+    check(
+        base(json!({})),
+        Err((META, "requires the client's public keys")),
+    );
+    check(
+        base(json!({"jwks": {"keys": [ec_jwk()]}, "jwks_uri": "https://c.example/jwks"})),
+        Err((META, "must not both be present")),
+    );
+    check(
+        base(json!({"jwks": [ec_jwk()]})),
+        Err((META, "jwks: must be a JSON object")),
+    );
     let mut private = ec_jwk();
     private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
-    check(base(json!({"jwks": {"keys": [private]}})), Err((META, "private or symmetric")));
-    check(base(json!({"jwks_uri": "http://c.example/jwks"})), Err((META, "jwks_uri: must be an https URI")));
-    check(base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "none"})), Err((META, "\"none\" is not supported")));
-    check(base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "HS256"})), Err((META, "not supported")));
-    check(base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "RS256"})), Err((META, "no signing key usable with RS256")));
-    let m = ok(base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "ES256"})));
+    check(
+        base(json!({"jwks": {"keys": [private]}})),
+        Err((META, "private or symmetric")),
+    );
+    check(
+        base(json!({"jwks_uri": "http://c.example/jwks"})),
+        Err((META, "jwks_uri: must be an https URI")),
+    );
+    check(
+        base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "none"})),
+        Err((META, "\"none\" is not supported")),
+    );
+    check(
+        base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "HS256"})),
+        Err((META, "not supported")),
+    );
+    check(
+        base(json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "RS256"})),
+        Err((META, "no signing key usable with RS256")),
+    );
+    let m = ok(base(
+        json!({"jwks": {"keys": [ec_jwk()]}, "token_endpoint_auth_signing_alg": "ES256"}),
+    ));
     assert!(!m.needs_secret());
     ok(base(json!({"jwks_uri": "https://c.example/jwks"})));
-    check(json!({"grant_types": ["client_credentials"], "token_endpoint_auth_signing_alg": "ES256"}), Err((META, "applies only to")));
+    check(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_signing_alg": "ES256"}),
+        Err((META, "applies only to")),
+    );
 }
 
 // DCR-34: JSON types are checked.
 #[test]
 fn json_types() {
-    check(json!({"grant_types": ["client_credentials"], "contacts": "a@b.example"}), Err((META, "contacts: must be an array of strings")));
-    check(json!({"redirect_uris": "https://c.example/cb"}), Err((META, "redirect_uris: must be an array")));
-    check(json!({"grant_types": ["client_credentials"], "scope": ["a"]}), Err((META, "space-separated")));
-    check(json!({"grant_types": "client_credentials"}), Err((META, "grant_types: must be an array")));
-    check(json!({"grant_types": ["client_credentials"], "client_name": 7}), Err((META, "client_name: must be a string")));
-    check(json!({"redirect_uris": ["https://c.example/cb"], "require_auth_time": "yes"}), Err((META, "boolean")));
-    check(json!({"redirect_uris": ["https://c.example/cb"], "default_max_age": -1}), Err((META, "non-negative")));
+    check(
+        json!({"grant_types": ["client_credentials"], "contacts": "a@b.example"}),
+        Err((META, "contacts: must be an array of strings")),
+    );
+    check(
+        json!({"redirect_uris": "https://c.example/cb"}),
+        Err((META, "redirect_uris: must be an array")),
+    );
+    check(
+        json!({"grant_types": ["client_credentials"], "scope": ["a"]}),
+        Err((META, "space-separated")),
+    );
+    check(
+        json!({"grant_types": "client_credentials"}),
+        Err((META, "grant_types: must be an array")),
+    );
+    check(
+        json!({"grant_types": ["client_credentials"], "client_name": 7}),
+        Err((META, "client_name: must be a string")),
+    );
+    check(
+        json!({"redirect_uris": ["https://c.example/cb"], "require_auth_time": "yes"}),
+        Err((META, "boolean")),
+    );
+    check(
+        json!({"redirect_uris": ["https://c.example/cb"], "default_max_age": -1}),
+        Err((META, "non-negative")),
+    );
 }
 
 // RFC 7591 §2 scope syntax (RFC 6749 §3.3).
 #[test]
 fn scope_syntax() {
     let cc = |scope: &str| json!({"grant_types": ["client_credentials"], "scope": scope});
-    assert_eq!(ok(cc("read write:all")).scope.as_deref(), Some("read write:all"));
+    assert_eq!(
+        ok(cc("read write:all")).scope.as_deref(),
+        Some("read write:all")
+    );
     check(cc("read  write"), Err((META, "single spaces")));
     check(cc(" read"), Err((META, "single spaces")));
     check(cc("re\"ad"), Err((META, "scope")));
@@ -166,23 +294,38 @@ fn scope_syntax() {
 // DCR-35: language-tagged members kept per tag.
 #[test]
 fn language_tags() {
-    let m = ok(json!({"grant_types": ["client_credentials"], "client_name": "Agent",
-        "client_name#ja-Jpan-JP": "エージェント", "logo_uri#fr": "https://c.example/fr.png", "x_unknown#en": "ignored"}));
+    let m = ok(
+        json!({"grant_types": ["client_credentials"], "client_name": "Agent",
+        "client_name#ja-Jpan-JP": "エージェント", "logo_uri#fr": "https://c.example/fr.png", "x_unknown#en": "ignored"}),
+    );
     let echoed = serde_json::to_value(&m).unwrap();
     assert_eq!(echoed["client_name#ja-Jpan-JP"], json!("エージェント"));
     assert_eq!(echoed["logo_uri#fr"], json!("https://c.example/fr.png"));
     assert!(echoed.get("x_unknown#en").is_none());
-    check(json!({"grant_types": ["client_credentials"], "client_name#": "x"}), Err((META, "language tag")));
-    check(json!({"grant_types": ["client_credentials"], "logo_uri#fr": "http://c.example/l.png"}), Err((META, "https")));
+    check(
+        json!({"grant_types": ["client_credentials"], "client_name#": "x"}),
+        Err((META, "language tag")),
+    );
+    check(
+        json!({"grant_types": ["client_credentials"], "logo_uri#fr": "http://c.example/l.png"}),
+        Err((META, "https")),
+    );
 }
 
 // DCR-17: unknown members ignored and never echoed; DCR-11: client_id ignored.
 #[test]
 fn unknown_and_server_assigned_members_ignored() {
-    let m = ok(json!({"grant_types": ["client_credentials"], "x_vendor_flag": true, "client_id": "mine",
-        "client_secret": "mine", "client_id_issued_at": 1, "dpop_bound_access_tokens": true}));
+    let m = ok(
+        json!({"grant_types": ["client_credentials"], "x_vendor_flag": true, "client_id": "mine",
+        "client_secret": "mine", "client_id_issued_at": 1, "dpop_bound_access_tokens": true}),
+    );
     let echoed = serde_json::to_value(&m).unwrap();
-    for member in ["x_vendor_flag", "client_id", "client_secret", "client_id_issued_at"] {
+    for member in [
+        "x_vendor_flag",
+        "client_id",
+        "client_secret",
+        "client_id_issued_at",
+    ] {
         assert!(echoed.get(member).is_none(), "{member} echoed");
     }
 }
@@ -192,32 +335,79 @@ fn unknown_and_server_assigned_members_ignored() {
 fn oidc_members() {
     let code = |extra: Value| {
         let mut b = json!({"redirect_uris": ["https://c.example/cb"]});
-        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         b
     };
-    check(code(json!({"sector_identifier_uri": "https://c.example/s.json"})), Err((META, "pairwise")));
-    check(code(json!({"subject_type": "pairwise"})), Err((META, "\"pairwise\" is not supported")));
-    check(code(json!({"id_token_signed_response_alg": "none"})), Err((META, "\"none\" is not supported")));
-    check(code(json!({"id_token_encrypted_response_enc": "A128CBC-HS256"})), Err((META, "encryption")));
-    check(code(json!({"request_uris": ["http://c.example/r"]})), Err((META, "request objects")));
-    check(code(json!({"initiate_login_uri": "http://c.example/login"})), Err((META, "initiate_login_uri: must be an https URI")));
-    assert_eq!(ok(code(json!({"initiate_login_uri": "https://c.example/login"}))).initiate_login_uri.as_deref(), Some("https://c.example/login"));
-    ok(code(json!({"tls_client_certificate_bound_access_tokens": false})));
-    check(code(json!({"application_type": "desktop"})), Err((META, "\"web\" or \"native\"")));
+    check(
+        code(json!({"sector_identifier_uri": "https://c.example/s.json"})),
+        Err((META, "pairwise")),
+    );
+    check(
+        code(json!({"subject_type": "pairwise"})),
+        Err((META, "\"pairwise\" is not supported")),
+    );
+    check(
+        code(json!({"id_token_signed_response_alg": "none"})),
+        Err((META, "\"none\" is not supported")),
+    );
+    check(
+        code(json!({"id_token_encrypted_response_enc": "A128CBC-HS256"})),
+        Err((META, "encryption")),
+    );
+    check(
+        code(json!({"request_uris": ["http://c.example/r"]})),
+        Err((META, "request objects")),
+    );
+    check(
+        code(json!({"initiate_login_uri": "http://c.example/login"})),
+        Err((META, "initiate_login_uri: must be an https URI")),
+    );
+    assert_eq!(
+        ok(code(
+            json!({"initiate_login_uri": "https://c.example/login"})
+        ))
+        .initiate_login_uri
+        .as_deref(),
+        Some("https://c.example/login")
+    );
+    ok(code(
+        json!({"tls_client_certificate_bound_access_tokens": false}),
+    ));
+    check(
+        code(json!({"application_type": "desktop"})),
+        Err((META, "\"web\" or \"native\"")),
+    );
 }
 
 // DCR-40, DCR-42: no issuer is trusted yet.
 #[test]
 fn software_statements() {
-    check(json!({"software_statement": "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."}), Err((ErrorCode::UnapprovedSoftwareStatement, "no software statement issuer")));
-    check(json!({"software_statement": "{\"iss\":\"x\"}"}), Err((ErrorCode::InvalidSoftwareStatement, "compact")));
-    check(json!({"software_statement": 5}), Err((ErrorCode::InvalidSoftwareStatement, "compact")));
+    check(
+        json!({"software_statement": "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."}),
+        Err((
+            ErrorCode::UnapprovedSoftwareStatement,
+            "no software statement issuer",
+        )),
+    );
+    check(
+        json!({"software_statement": "{\"iss\":\"x\"}"}),
+        Err((ErrorCode::InvalidSoftwareStatement, "compact")),
+    );
+    check(
+        json!({"software_statement": 5}),
+        Err((ErrorCode::InvalidSoftwareStatement, "compact")),
+    );
 }
 
 // Every violation is reported at once; mixed violations use invalid_client_metadata.
 #[test]
 fn all_violations_reported() {
-    let e = validate_registration(&body(json!({"redirect_uris": ["http://c.example/cb"], "contacts": 1, "scope": 2}))).unwrap_err();
+    let e = validate_registration(&body(
+        json!({"redirect_uris": ["http://c.example/cb"], "contacts": 1, "scope": 2}),
+    ))
+    .unwrap_err();
     assert_eq!(e.code, META);
     for part in ["redirect_uris:", "contacts:", "scope:"] {
         assert!(e.description.contains(part), "{}", e.description);
@@ -227,7 +417,8 @@ fn all_violations_reported() {
 // JSON null is treated as absent (RFC 7592 §2.2 lets the server ignore it).
 #[test]
 fn nulls_are_absent() {
-    let m = ok(json!({"grant_types": ["client_credentials"], "client_name": null, "jwks_uri": null}));
+    let m =
+        ok(json!({"grant_types": ["client_credentials"], "client_name": null, "jwks_uri": null}));
     assert_eq!(m.client_name, None);
 }
 
@@ -247,7 +438,10 @@ fn update_rules() {
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         assert!(e.description.contains(member));
     }
-    let u = upd(json!({"client_id": "abc", "client_secret": "s", "grant_types": ["client_credentials"]})).unwrap();
+    let u = upd(
+        json!({"client_id": "abc", "client_secret": "s", "grant_types": ["client_credentials"]}),
+    )
+    .unwrap();
     assert_eq!(u.client_secret.as_deref(), Some("s"));
     let e = upd(json!({"client_id": "abc", "redirect_uris": ["http://c.example/cb"]})).unwrap_err();
     assert_eq!(e.code, REDIRECT);
@@ -256,8 +450,10 @@ fn update_rules() {
 // Stored metadata deserializes back to the same value.
 #[test]
 fn storage_round_trip() {
-    let m = ok(json!({"redirect_uris": ["https://c.example/cb"], "client_name": "A", "client_name#de": "B",
-        "contacts": ["ops@c.example"], "scope": "read", "software_id": "s1"}));
+    let m = ok(
+        json!({"redirect_uris": ["https://c.example/cb"], "client_name": "A", "client_name#de": "B",
+        "contacts": ["ops@c.example"], "scope": "read", "software_id": "s1"}),
+    );
     let back: ClientMetadata = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
     assert_eq!(back, m);
 }

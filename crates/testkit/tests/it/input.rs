@@ -26,23 +26,47 @@ async fn bad_bodies(server: TestServer) -> TestServer {
     assert_eq!(body["error"], "invalid_request");
 
     // Wrong content type, form encoding, missing type → 400 JSON.
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"] {
-        let (status, body) = post_raw(&server, content_type, b"{\"grant_types\":[\"client_credentials\"]}".to_vec()).await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let (status, body) = post_raw(
+            &server,
+            content_type,
+            b"{\"grant_types\":[\"client_credentials\"]}".to_vec(),
+        )
+        .await;
         assert_eq!(status, 400, "{content_type}");
         assert_eq!(body["error"], "invalid_request");
     }
-    let (status, _) = post_raw(&server, "application/json; charset=utf-8", b"{\"grant_types\":[\"client_credentials\"]}".to_vec()).await;
+    let (status, _) = post_raw(
+        &server,
+        "application/json; charset=utf-8",
+        b"{\"grant_types\":[\"client_credentials\"]}".to_vec(),
+    )
+    .await;
     assert_eq!(status, 201, "charset parameter is fine");
 
     // Not JSON, not an object, deep nesting, huge arrays.
     let deep = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
     let huge = format!("{{\"contacts\":[{}]}}", vec!["\"a\""; 5000].join(","));
-    for bad in ["{not json", "[]", "\"string\"", deep.as_str(), huge.as_str()] {
+    for bad in [
+        "{not json",
+        "[]",
+        "\"string\"",
+        deep.as_str(),
+        huge.as_str(),
+    ] {
         let (status, body) = post_raw(&server, "application/json", bad.as_bytes().to_vec()).await;
         assert_eq!(status, 400, "{bad:.40}");
         assert!(body["error"].is_string() && body["error_description"].is_string());
     }
-    assert_eq!(server.client_count().await, 1, "only the charset request stored a client");
+    assert_eq!(
+        server.client_count().await,
+        1,
+        "only the charset request stored a client"
+    );
     server
 }
 

@@ -13,13 +13,23 @@ struct Registered {
 async fn registered(server: &TestServer, body: Value) -> Registered {
     let client = server.register(&body).await;
     Registered {
-        uri: client["registration_client_uri"].as_str().unwrap().to_owned(),
-        rat: client["registration_access_token"].as_str().unwrap().to_owned(),
+        uri: client["registration_client_uri"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        rat: client["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         body: client,
     }
 }
 
-async fn get(server: &TestServer, uri: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+async fn get(
+    server: &TestServer,
+    uri: &str,
+    token: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut request = server.http.get(uri);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -27,11 +37,22 @@ async fn get(server: &TestServer, uri: &str, token: Option<&str>) -> (u16, Value
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    (status, response.json().await.unwrap_or(Value::Null), headers)
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
 }
 
 async fn put(server: &TestServer, uri: &str, token: &str, body: &Value) -> (u16, Value) {
-    let response = server.http.put(uri).bearer_auth(token).json(body).send().await.unwrap();
+    let response = server
+        .http
+        .put(uri)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -54,13 +75,25 @@ async fn read(server: TestServer) -> TestServer {
     let (_, second, _) = get(&server, &c.uri, Some(&c.rat)).await;
     assert_eq!(first, second);
     assert_eq!(first["client_id"], c.body["client_id"]);
-    assert_eq!(first["client_secret_expires_at"], c.body["client_secret_expires_at"]);
+    assert_eq!(
+        first["client_secret_expires_at"],
+        c.body["client_secret_expires_at"]
+    );
     assert_eq!(first["client_id_issued_at"], c.body["client_id_issued_at"]);
-    for member in ["redirect_uris", "client_name", "logo_uri", "grant_types", "response_types", "token_endpoint_auth_method"] {
+    for member in [
+        "redirect_uris",
+        "client_name",
+        "logo_uri",
+        "grant_types",
+        "response_types",
+        "token_endpoint_auth_method",
+    ] {
         assert_eq!(first[member], c.body[member], "{member}");
     }
     // Stored only as hashes: neither credential can be shown again.
-    assert!(first.get("client_secret").is_none() && first.get("registration_access_token").is_none());
+    assert!(
+        first.get("client_secret").is_none() && first.get("registration_access_token").is_none()
+    );
     server
 }
 
@@ -72,12 +105,26 @@ async fn unauthorized_access(server: TestServer) -> TestServer {
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer");
     let unknown = server.url("/register/unknown-client-id");
-    for (uri, token) in [(&a.uri, "chr_wrong"), (&a.uri, b.rat.as_str()), (&unknown, a.rat.as_str()), (&a.uri, server.iat.as_str())] {
+    for (uri, token) in [
+        (&a.uri, "chr_wrong"),
+        (&a.uri, b.rat.as_str()),
+        (&unknown, a.rat.as_str()),
+        (&a.uri, server.iat.as_str()),
+    ] {
         let (status, body, headers) = get(&server, uri, Some(token)).await;
         assert_eq!(status, 401, "{uri}");
         assert_eq!(body["error"], "invalid_token");
-        assert!(headers["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
-        let response = server.http.delete(uri).bearer_auth(token).send().await.unwrap();
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\""));
+        let response = server
+            .http
+            .delete(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401);
         let (status, _) = put(&server, uri, token, &json!({"client_id": "x"})).await;
         assert_eq!(status, 401);
@@ -86,7 +133,14 @@ async fn unauthorized_access(server: TestServer) -> TestServer {
     assert_eq!(get(&server, &a.uri, Some(&a.rat)).await.0, 200);
     assert_eq!(get(&server, &b.uri, Some(&b.rat)).await.0, 200);
     // MGMT-19: an unsupported method on the configuration endpoint is 405.
-    let response = server.http.post(&a.uri).bearer_auth(&a.rat).json(&json!({})).send().await.unwrap();
+    let response = server
+        .http
+        .post(&a.uri)
+        .bearer_auth(&a.rat)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     server
 }
@@ -105,13 +159,29 @@ async fn update_replaces_and_rotates(server: TestServer) -> TestServer {
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["client_id"], client_id);
     assert_eq!(updated["client_name"], "Agent v2");
-    assert!(updated.get("logo_uri").is_none(), "omitted member is removed");
-    assert_eq!(updated["redirect_uris"], json!(["https://app.example.com/cb2"]));
-    assert_eq!(updated["client_secret_expires_at"], c.body["client_secret_expires_at"]);
-    assert!(updated.get("client_secret").is_none(), "the secret is kept, not reissued");
+    assert!(
+        updated.get("logo_uri").is_none(),
+        "omitted member is removed"
+    );
+    assert_eq!(
+        updated["redirect_uris"],
+        json!(["https://app.example.com/cb2"])
+    );
+    assert_eq!(
+        updated["client_secret_expires_at"],
+        c.body["client_secret_expires_at"]
+    );
+    assert!(
+        updated.get("client_secret").is_none(),
+        "the secret is kept, not reissued"
+    );
     let new_rat = updated["registration_access_token"].as_str().unwrap();
     assert_ne!(new_rat, c.rat);
-    assert_eq!(get(&server, &c.uri, Some(&c.rat)).await.0, 401, "the old RAT dies at once");
+    assert_eq!(
+        get(&server, &c.uri, Some(&c.rat)).await.0,
+        401,
+        "the old RAT dies at once"
+    );
     let (status, read, _) = get(&server, &c.uri, Some(new_rat)).await;
     assert_eq!(status, 200);
     assert!(read.get("logo_uri").is_none());
@@ -127,21 +197,44 @@ async fn update_refusals(server: TestServer) -> TestServer {
     let with = |extra: Value| {
         let mut body = web_client();
         body["client_id"] = json!(client_id);
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         body
     };
     let mut no_id = web_client();
     no_id.as_object_mut().unwrap().remove("client_id");
     let cases = [
         (no_id, "invalid_request"),
-        (with(json!({"client_id": "someone-else"})), "invalid_request"),
-        (with(json!({"registration_access_token": c.rat})), "invalid_request"),
-        (with(json!({"registration_client_uri": c.uri})), "invalid_request"),
-        (with(json!({"client_secret_expires_at": 0})), "invalid_request"),
+        (
+            with(json!({"client_id": "someone-else"})),
+            "invalid_request",
+        ),
+        (
+            with(json!({"registration_access_token": c.rat})),
+            "invalid_request",
+        ),
+        (
+            with(json!({"registration_client_uri": c.uri})),
+            "invalid_request",
+        ),
+        (
+            with(json!({"client_secret_expires_at": 0})),
+            "invalid_request",
+        ),
         (with(json!({"client_id_issued_at": 1})), "invalid_request"),
-        (with(json!({"client_secret": "chs_chosen-by-the-client"})), "invalid_request"),
-        (with(json!({"redirect_uris": ["https://app.example.com/cb#frag"]})), "invalid_redirect_uri"),
-        (with(json!({"jwks_uri": "https://app.example.com/jwks", "jwks": {"keys": []}})), "invalid_client_metadata"),
+        (
+            with(json!({"client_secret": "chs_chosen-by-the-client"})),
+            "invalid_request",
+        ),
+        (
+            with(json!({"redirect_uris": ["https://app.example.com/cb#frag"]})),
+            "invalid_redirect_uri",
+        ),
+        (
+            with(json!({"jwks_uri": "https://app.example.com/jwks", "jwks": {"keys": []}})),
+            "invalid_client_metadata",
+        ),
     ];
     for (body, error) in cases {
         let (status, answer) = put(&server, &c.uri, &c.rat, &body).await;
@@ -154,7 +247,13 @@ async fn update_refusals(server: TestServer) -> TestServer {
     assert_eq!(read["logo_uri"], "https://app.example.com/logo.png");
 
     // The current secret may be echoed back.
-    let (status, updated) = put(&server, &c.uri, &c.rat, &with(json!({"client_secret": secret}))).await;
+    let (status, updated) = put(
+        &server,
+        &c.uri,
+        &c.rat,
+        &with(json!({"client_secret": secret})),
+    )
+    .await;
     assert_eq!(status, 200, "{updated}");
     server
 }
@@ -176,7 +275,9 @@ async fn update_changes_credentials(server: TestServer) -> TestServer {
     )
     .await;
     assert_eq!(status, 200, "{updated}");
-    assert!(updated["client_secret"].as_str().is_some_and(|s| s.len() >= 43));
+    assert!(updated["client_secret"]
+        .as_str()
+        .is_some_and(|s| s.len() >= 43));
     assert!(updated["client_secret_expires_at"].as_i64().unwrap() > 0);
     let rat = updated["registration_access_token"].as_str().unwrap();
     let (status, public_again) = put(
@@ -194,11 +295,23 @@ async fn update_changes_credentials(server: TestServer) -> TestServer {
 // MGMT-16, MGMT-17, MGMT-06: delete → 204, then gone for every later use.
 async fn delete(server: TestServer) -> TestServer {
     let c = registered(&server, web_client()).await;
-    let response = server.http.delete(&c.uri).bearer_auth(&c.rat).send().await.unwrap();
+    let response = server
+        .http
+        .delete(&c.uri)
+        .bearer_auth(&c.rat)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(get(&server, &c.uri, Some(&c.rat)).await.0, 401);
-    let response = server.http.delete(&c.uri).bearer_auth(&c.rat).send().await.unwrap();
+    let response = server
+        .http
+        .delete(&c.uri)
+        .bearer_auth(&c.rat)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let mut body = web_client();
     body["client_id"] = c.body["client_id"].clone();
@@ -207,4 +320,11 @@ async fn delete(server: TestServer) -> TestServer {
     server
 }
 
-on_both_backends!(read, unauthorized_access, update_replaces_and_rotates, update_refusals, update_changes_credentials, delete);
+on_both_backends!(
+    read,
+    unauthorized_access,
+    update_replaces_and_rotates,
+    update_refusals,
+    update_changes_credentials,
+    delete
+);
