@@ -20,13 +20,19 @@ use tokio::sync::oneshot;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("storage: {0}")]
     Store(#[from] charter_store::Error),
     #[error("{0}")]
     Service(#[from] charter_service::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("issuer: {0}")]
@@ -71,7 +77,10 @@ impl Server {
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
+    let err = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {
@@ -102,7 +111,10 @@ fn hash_key(config: &Config) -> Result<Vec<u8>, StartError> {
         return Ok(key.clone());
     }
     let path = config.server.data_dir.join("hash.key");
-    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
+    let err = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => URL_SAFE_NO_PAD
             .decode(text.trim())
@@ -118,36 +130,55 @@ fn hash_key(config: &Config) -> Result<Vec<u8>, StartError> {
 
 async fn open_store(storage: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
     Ok(match storage {
-        StorageConfig::Sqlite { url } => Arc::new(charter_store_sqlite::SqliteStore::open(url).await?),
-        StorageConfig::Postgres { url } => Arc::new(charter_store_postgres::PostgresStore::open(url).await?),
+        StorageConfig::Sqlite { url } => {
+            Arc::new(charter_store_sqlite::SqliteStore::open(url).await?)
+        }
+        StorageConfig::Postgres { url } => {
+            Arc::new(charter_store_postgres::PostgresStore::open(url).await?)
+        }
     })
 }
 
 /// Starts a server with `config`, using `store` if given (tests pass one
 /// bound to a private PostgreSQL schema) or the configured backend.
-pub async fn start_with_store(config: Config, store: Option<Arc<dyn Store>>) -> Result<Server, StartError> {
+pub async fn start_with_store(
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+) -> Result<Server, StartError> {
     create_private_dir(&config.server.data_dir)?;
     let hasher = Hasher::new(&hash_key(&config)?);
     let store = match store {
         Some(store) => store,
         None => open_store(&config.storage).await?,
     };
-    if matches!(config.storage, StorageConfig::Postgres { .. }) && config.secrets.hash_key.is_none() {
+    if matches!(config.storage, StorageConfig::Postgres { .. }) && config.secrets.hash_key.is_none()
+    {
         tracing::warn!("secrets.hash_key is not set: replicas sharing this database must share one key (CHARTER_HASH_KEY)");
     }
 
-    let listener = std::net::TcpListener::bind(config.server.listen)
-        .map_err(|source| StartError::Listen { addr: config.server.listen, source })?;
+    let listener =
+        std::net::TcpListener::bind(config.server.listen).map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
     listener
         .set_nonblocking(true)
-        .map_err(|source| StartError::Listen { addr: config.server.listen, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { addr: config.server.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.server.listen,
+        source,
+    })?;
     let issuer = match &config.server.issuer {
         Some(issuer) => issuer.clone(),
         None => {
-            let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+            let scheme = if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             Issuer::parse(&format!("{scheme}://{local_addr}")).map_err(StartError::Issuer)?
         }
     };
@@ -156,18 +187,33 @@ pub async fn start_with_store(config: Config, store: Option<Arc<dyn Store>>) -> 
     let bootstrap = bootstrap(store.as_ref(), &hasher).await?;
     let admin_token_file = config.server.data_dir.join("admin-token");
     if let Some(first) = &bootstrap {
-        write_private_file(&admin_token_file, &format!("{}\n", first.admin_token.expose()))
-            .map_err(|source| StartError::DataDir { path: admin_token_file.display().to_string(), source })?;
+        write_private_file(
+            &admin_token_file,
+            &format!("{}\n", first.admin_token.expose()),
+        )
+        .map_err(|source| StartError::DataDir {
+            path: admin_token_file.display().to_string(),
+            source,
+        })?;
     }
 
-    let registrar = Registrar::new(store.clone(), hasher.clone(), issuer.clone(), config.registration.clone());
+    let registrar = Registrar::new(
+        store.clone(),
+        hasher.clone(),
+        issuer.clone(),
+        config.registration.clone(),
+    );
     let app = router(Arc::new(AppState::new(registrar, issuer.clone(), &keys)));
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
 
     let task = match &config.server.tls {
         None => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|source| StartError::Listen { addr: local_addr, source })?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
+                StartError::Listen {
+                    addr: local_addr,
+                    source,
+                }
+            })?;
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -179,9 +225,16 @@ pub async fn start_with_store(config: Config, store: Option<Arc<dyn Store>>) -> 
         Some(tls) => {
             // One process-wide crypto provider; a second install is a no-op error.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(|e| StartError::Tls(format!("{} / {}: {e}", tls.cert.display(), tls.key.display())))?;
+            let tls_config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(|e| {
+                        StartError::Tls(format!(
+                            "{} / {}: {e}",
+                            tls.cert.display(),
+                            tls.key.display()
+                        ))
+                    })?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
@@ -197,7 +250,16 @@ pub async fn start_with_store(config: Config, store: Option<Arc<dyn Store>>) -> 
         }
     };
 
-    Ok(Server { local_addr, issuer, store, hasher, bootstrap, admin_token_file, shutdown, task })
+    Ok(Server {
+        local_addr,
+        issuer,
+        store,
+        hasher,
+        bootstrap,
+        admin_token_file,
+        shutdown,
+        task,
+    })
 }
 
 /// Starts a server with the configured storage backend.

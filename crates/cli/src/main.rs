@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "charter", version, about = "Governed client registration for non-human identities")]
+#[command(
+    name = "charter",
+    version,
+    about = "Governed client registration for non-human identities"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,12 +75,14 @@ fn load(args: ServeArgs) -> Result<charter_config::Config, charter_config::Error
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHARTER_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CHARTER_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate) {
+        Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate)
+        {
             Ok(_) => {
                 println!("{}: valid", file.display());
                 ExitCode::SUCCESS
@@ -114,7 +120,11 @@ async fn serve(config: charter_config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scheme = if server.issuer.as_str().starts_with("https") { "https" } else { "http" };
+    let scheme = if server.issuer.as_str().starts_with("https") {
+        "https"
+    } else {
+        "http"
+    };
     println!("Listening on {scheme}://{}", server.local_addr);
     println!("Issuer: {}", server.issuer);
     println!("Durability: {}", server.durability());
@@ -130,7 +140,10 @@ async fn serve(config: charter_config::Config) -> ExitCode {
             "Initial access token (organization \"default\"): {}",
             first.initial_access_token.expose()
         );
-        println!("  (expires at {} Unix time; mint more with the admin API)", first.initial_access_token_expires_at);
+        println!(
+            "  (expires at {} Unix time; mint more with the admin API)",
+            first.initial_access_token_expires_at
+        );
     }
     tokio::select! {
         result = async { tokio::signal::ctrl_c().await } => {

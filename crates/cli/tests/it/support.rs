@@ -39,7 +39,12 @@ impl Charter {
     /// only those in `env`.
     pub fn spawn<S: AsRef<OsStr>>(cwd: &Path, args: &[S], env: &[(&str, &OsStr)]) -> Self {
         let mut command = Command::new(BIN);
-        command.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("CHARTER_") {
                 command.env_remove(&key);
@@ -75,12 +80,23 @@ impl Charter {
             let _ = done_tx.send(());
         });
 
-        Self { child, stdout, stdout_open: true, lines: Vec::new(), stderr, stderr_done }
+        Self {
+            child,
+            stdout,
+            stdout_open: true,
+            lines: Vec::new(),
+            stderr,
+            stderr_done,
+        }
     }
 
     /// Runs `charter serve ARGS` in `cwd` and waits until it has printed its
     /// start-up lines; returns the process and the base URL it listens on.
-    pub fn serve<S: AsRef<OsStr>>(cwd: &Path, args: &[S], env: &[(&str, &OsStr)]) -> (Self, String) {
+    pub fn serve<S: AsRef<OsStr>>(
+        cwd: &Path,
+        args: &[S],
+        env: &[(&str, &OsStr)],
+    ) -> (Self, String) {
         let mut full: Vec<&OsStr> = vec![OsStr::new("serve")];
         full.extend(args.iter().map(AsRef::as_ref));
         let mut charter = Self::spawn(cwd, &full, env);
@@ -131,16 +147,27 @@ impl Charter {
     fn drain(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
         while self.stdout_open {
-            match self.stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => self.lines.push(line),
                 Err(RecvTimeoutError::Disconnected) => self.stdout_open = false,
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = self.child.kill();
-                    panic!("stdout still open after {TIMEOUT:?}:\n{}\n--- stderr ---\n{}", self.lines.join("\n"), self.stderr());
+                    panic!(
+                        "stdout still open after {TIMEOUT:?}:\n{}\n--- stderr ---\n{}",
+                        self.lines.join("\n"),
+                        self.stderr()
+                    );
                 }
             }
         }
-        if self.stderr_done.recv_timeout(deadline.saturating_duration_since(Instant::now())) == Err(RecvTimeoutError::Timeout) {
+        if self
+            .stderr_done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            == Err(RecvTimeoutError::Timeout)
+        {
             let _ = self.child.kill();
             panic!("stderr still open after {TIMEOUT:?}:\n{}", self.stderr());
         }
@@ -148,7 +175,11 @@ impl Charter {
 
     fn exited(&mut self) -> Exited {
         let status = self.child.wait().expect("wait for charter");
-        Exited { status, stdout: self.lines.clone(), stderr: self.stderr() }
+        Exited {
+            status,
+            stdout: self.lines.clone(),
+            stderr: self.stderr(),
+        }
     }
 
     /// Waits for the process to exit by itself (its output ends first).

@@ -9,9 +9,27 @@ const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/testdata/key.pe
 #[tokio::test]
 async fn native_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let (charter, base) = Charter::serve(dir.path(), &["--listen", "127.0.0.1:0", "--tls-cert", CERT, "--tls-key", KEY], &[]);
-    assert!(base.starts_with("https://127.0.0.1:"), "listening on {base}");
-    let issuer = charter.lines.iter().find_map(|l| l.strip_prefix("Issuer: ")).unwrap();
+    let (charter, base) = Charter::serve(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            CERT,
+            "--tls-key",
+            KEY,
+        ],
+        &[],
+    );
+    assert!(
+        base.starts_with("https://127.0.0.1:"),
+        "listening on {base}"
+    );
+    let issuer = charter
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Issuer: "))
+        .unwrap();
     assert_eq!(issuer, base);
 
     // Trust the test certificate and nothing else.
@@ -36,12 +54,25 @@ async fn native_tls() {
 
     // Plain HTTP on the TLS port gets no metadata.
     let plain = base.replacen("https://", "http://", 1);
-    let answer = reqwest::Client::new().get(format!("{plain}/.well-known/oauth-authorization-server")).send().await;
-    assert!(answer.map_or(true, |r| !r.status().is_success()), "plain HTTP served on the TLS port");
+    let answer = reqwest::Client::new()
+        .get(format!("{plain}/.well-known/oauth-authorization-server"))
+        .send()
+        .await;
+    assert!(
+        answer.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP served on the TLS port"
+    );
     drop(charter);
 
     // Half a TLS configuration is an error naming the missing key.
-    let exited = run(dir.path(), &["serve", "--listen", "127.0.0.1:0", "--tls-cert", CERT]);
+    let exited = run(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--tls-cert", CERT],
+    );
     assert_eq!(exited.status.code(), Some(2), "{}", exited.stderr);
-    assert!(exited.stderr.contains("server.tls.key"), "{}", exited.stderr);
+    assert!(
+        exited.stderr.contains("server.tls.key"),
+        "{}",
+        exited.stderr
+    );
 }
