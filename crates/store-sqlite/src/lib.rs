@@ -1,100 +1,120 @@
 //! The embedded default backend: SQLite in WAL mode with `synchronous=FULL`.
 //!
-//! Reads go through a small pool of connections. Writes go through one
-//! writer task that owns the only write connection and practices group
-//! commit: it takes every write waiting in its queue, applies them in one
-//! transaction, syncs once, and only then answers each caller. A
-//! registration is therefore acknowledged only after its row is on disk,
-//! while concurrent registrations share the cost of one `fsync`.
+//! Writes go through one writer thread that owns the only write connection
+//! and practices group commit: it takes every write waiting in its queue,
+//! applies them in one transaction, syncs once, and only then answers each
+//! caller. A registration is therefore acknowledged only after its row is on
+//! disk, while concurrent registrations share the cost of one `fsync`.
+//!
+//! Reads run inline on the calling task with a connection from a small pool.
+//! A primary-key lookup in SQLite takes a few microseconds, less than the
+//! thread hand-off an async wrapper would add, and WAL readers never wait
+//! for the writer. `rusqlite` is used rather than `sqlx` for exactly this
+//! reason: sqlx's SQLite driver moves every statement to a worker thread,
+//! and those wake-ups dominated the registration hot path under load.
 
+mod migrations;
+mod rows;
 mod writer;
 
 use async_trait::async_trait;
 use charter_store::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::str::FromStr;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use writer::{WriteOp, Writer};
 
+/// Idle read connections kept open; more are opened under load and closed after.
+const MAX_IDLE_READERS: usize = 8;
+
 pub struct SqliteStore {
-    reads: SqlitePool,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
     writer: Writer,
 }
 
-pub(crate) fn db_err(e: sqlx::Error) -> Error {
+pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error::Conflict(d.message().to_owned())
-        }
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-            Error::Database(format!("referenced record does not exist: {}", d.message()))
+        rusqlite::Error::SqliteFailure(code, message)
+            if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let message = message.clone().unwrap_or_default();
+            match code.extended_code {
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Error::Conflict(message),
+                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                    Error::Database(format!("referenced record does not exist: {message}"))
+                }
+                _ => Error::Database(message),
+            }
         }
         _ => Error::Database(e.to_string()),
     }
+}
+
+/// Opens a connection with the settings every connection needs.
+pub(crate) fn connect(path: &PathBuf, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
+    // FULL: every commit syncs the WAL, so an acknowledged write survives
+    // power loss. Group commit keeps this affordable.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(db_err)?;
+    Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite:PATH`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::Database(format!("invalid SQLite URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: every commit syncs the WAL, so an acknowledged write
-            // survives power loss. Group commit keeps this affordable.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = Writer::start(options.clone()).await?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(db_err)?;
-        Ok(Self { reads, writer })
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                Error::Database(format!("invalid SQLite URL {url:?}; use sqlite:PATH"))
+            })?;
+        let path = PathBuf::from(path);
+        let writer = Writer::start(path.clone()).await?;
+        let first_reader = connect(&path, true)?;
+        Ok(Self {
+            path,
+            readers: Mutex::new(vec![first_reader]),
+            writer,
+        })
     }
-}
 
-fn hash_of(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<TokenHash> {
-    let bytes: Vec<u8> = row.try_get(column).map_err(db_err)?;
-    bytes
-        .try_into()
-        .map_err(|_| Error::Corrupt(format!("{column} is not 32 bytes")))
-}
-
-fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord> {
-    let metadata: String = row.try_get("metadata").map_err(db_err)?;
-    let secret_hash: Option<Vec<u8>> = row.try_get("secret_hash").map_err(db_err)?;
-    Ok(ClientRecord {
-        client_id: row.try_get("client_id").map_err(db_err)?,
-        organization_id: row.try_get("organization_id").map_err(db_err)?,
-        initial_access_token_id: row.try_get("initial_access_token_id").map_err(db_err)?,
-        metadata: serde_json::from_str(&metadata)
-            .map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
-        secret_hash: secret_hash
-            .map(|b| {
-                b.try_into()
-                    .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))
-            })
-            .transpose()?,
-        secret_expires_at: row.try_get("secret_expires_at").map_err(db_err)?,
-        registration_token_hash: hash_of(row, "registration_token_hash")?,
-        issued_at: row.try_get("issued_at").map_err(db_err)?,
-        updated_at: row.try_get("updated_at").map_err(db_err)?,
-    })
-}
-
-pub(crate) fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SigningKeyRecord> {
-    Ok(SigningKeyRecord {
-        kid: row.try_get("kid").map_err(db_err)?,
-        alg: row.try_get("alg").map_err(db_err)?,
-        private_pkcs8: row.try_get("private_pkcs8").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-    })
+    /// Runs `f` with a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| Error::Database("reader pool poisoned".into()))?
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.path, true)?,
+        };
+        let result = f(&conn).map_err(db_err);
+        if let Ok(mut idle) = self.readers.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        result
+    }
 }
 
 impl Describe for SqliteStore {
@@ -110,19 +130,17 @@ impl Store for SqliteStore {
     }
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reads)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(Organization {
-                id: r.try_get("id").map_err(db_err)?,
-                name: r.try_get("name").map_err(db_err)?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-            })
+        self.read(|c| {
+            c.prepare_cached("SELECT id, name, created_at FROM organizations WHERE name = ?1")?
+                .query_row([name], |r| {
+                    Ok(Organization {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                })
+                .optional()
         })
-        .transpose()
     }
 
     async fn insert_organization(&self, org: Organization) -> Result<()> {
@@ -133,12 +151,10 @@ impl Store for SqliteStore {
     }
 
     async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM admin_tokens WHERE token_hash = ?")
-            .bind(&hash[..])
-            .fetch_optional(&self.reads)
-            .await
-            .map_err(db_err)?;
-        Ok(row.is_some())
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM admin_tokens WHERE token_hash = ?1")?
+                .exists([&hash[..]])
+        })
     }
 
     async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()> {
@@ -152,25 +168,14 @@ impl Store for SqliteStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<InitialAccessToken>> {
-        let row = sqlx::query(
-            "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
-             FROM initial_access_tokens WHERE token_hash = ?",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&self.reads)
-        .await
-        .map_err(db_err)?;
-        row.map(|r| {
-            Ok(InitialAccessToken {
-                id: r.try_get("id").map_err(db_err)?,
-                organization_id: r.try_get("organization_id").map_err(db_err)?,
-                token_hash: hash_of(&r, "token_hash")?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-                expires_at: r.try_get("expires_at").map_err(db_err)?,
-                revoked: r.try_get("revoked").map_err(db_err)?,
-            })
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
+                 FROM initial_access_tokens WHERE token_hash = ?1",
+            )?
+            .query_row([&hash[..]], rows::initial_access_token)
+            .optional()
         })
-        .transpose()
     }
 
     async fn insert_client(&self, client: ClientRecord) -> Result<()> {
@@ -181,24 +186,20 @@ impl Store for SqliteStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        let row = sqlx::query(
-            "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-             secret_expires_at, registration_token_hash, issued_at, updated_at \
-             FROM clients WHERE client_id = ?",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.reads)
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(client_from_row).transpose()
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+                 secret_expires_at, registration_token_hash, issued_at, updated_at \
+                 FROM clients WHERE client_id = ?1",
+            )?
+            .query_row([client_id], rows::client)
+            .optional()
+        })
     }
 
     async fn client_count(&self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients")
-            .fetch_one(&self.reads)
-            .await
-            .map_err(db_err)?;
-        Ok(count.max(0) as u64)
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM clients", [], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
     }
 
     async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
@@ -221,13 +222,13 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.reads)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(key_from_row).collect()
+        self.read(|c| {
+            c.prepare_cached("SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")?
+                .query_map([], |r| {
+                    Ok(SigningKeyRecord { kid: r.get(0)?, alg: r.get(1)?, private_pkcs8: r.get(2)?, created_at: r.get(3)? })
+                })?
+                .collect()
+        })
     }
 
     async fn ensure_signing_keys(
@@ -240,6 +241,8 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.close().await;
-        self.reads.close().await;
+        if let Ok(mut idle) = self.readers.lock() {
+            idle.clear();
+        }
     }
 }

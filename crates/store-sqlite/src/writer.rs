@@ -1,18 +1,19 @@
-//! The group-commit writer: one task, one connection, one transaction per
+//! The group-commit writer: one thread, one connection, one transaction per
 //! batch of queued writes.
 //!
 //! A write that fails (say, a duplicate key) is rolled back alone and
 //! reported to its caller while the rest of the batch commits: one-statement
-//! writes get this from SQLite's statement atomicity, multi-statement writes
-//! from a savepoint of their own. Callers are answered only after `COMMIT`
-//! returns, i.e. after SQLite has synced the WAL.
+//! writes get this from SQLite's statement atomicity (the default ABORT
+//! conflict resolution undoes the statement and keeps the transaction),
+//! multi-statement writes from a savepoint of their own. Callers are
+//! answered only after `COMMIT` returns, i.e. after SQLite synced the WAL.
 
 use charter_store::{
     Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
     SigningKeyRecord, TokenHash,
 };
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::{params, Connection};
+use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db_err;
@@ -33,7 +34,7 @@ pub(crate) enum WriteOp {
 type Job = (WriteOp, oneshot::Sender<Result<bool>>);
 
 pub(crate) struct Writer {
-    /// `None` once closed. Callers clone the sender, so the task keeps
+    /// `None` once closed. Callers clone the sender, so the thread keeps
     /// running until every in-flight write has been answered.
     queue: std::sync::RwLock<Option<mpsc::Sender<Job>>>,
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
@@ -41,35 +42,34 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Opens the write connection, applies migrations and starts the writer
-    /// on its own thread, so that a slow `fsync` never blocks a request worker.
-    pub(crate) async fn start(options: SqliteConnectOptions) -> Result<Self> {
-        let (queue, rx) = mpsc::channel(4096);
+    /// thread, so that a slow `fsync` never blocks a request worker.
+    pub(crate) async fn start(path: PathBuf) -> Result<Self> {
+        let (queue, rx) = mpsc::channel(8192);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (finished_tx, finished_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("charter-sqlite-writer".into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(Error::Database(format!("writer runtime: {e}"))));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let conn = match open_writer(&options).await {
-                        Ok(conn) => conn,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    run(conn, rx).await;
+                let conn = crate::connect(&path, false).and_then(|mut conn| {
+                    crate::migrations::apply(&mut conn)?;
+                    // Checkpoints run on their own thread (below), never
+                    // inside a commit: an automatic checkpoint would stall
+                    // the whole batch behind a database-file fsync.
+                    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                        .map_err(db_err)?;
+                    Ok(conn)
                 });
+                match conn {
+                    Ok(conn) => {
+                        let checkpointer = Checkpointer::start(path.clone());
+                        let _ = ready_tx.send(Ok(()));
+                        run(&conn, rx);
+                        drop(checkpointer);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
                 let _ = finished_tx.send(());
             })
             .map_err(|e| Error::Database(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -107,194 +107,198 @@ impl Writer {
     }
 }
 
-async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection> {
-    let mut conn = SqliteConnection::connect_with(options)
-        .await
-        .map_err(db_err)?;
-    sqlx::migrate!("./migrations")
-        .run(&mut conn)
-        .await
-        .map_err(|e| Error::Migration(e.to_string()))?;
-    Ok(conn)
+/// Copies committed WAL frames into the database file in the background
+/// (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer), so the
+/// WAL stays small without checkpoints on the commit path.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+impl Checkpointer {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+    fn start(path: PathBuf) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("charter-sqlite-checkpoint".into())
+            .spawn(move || {
+                let conn = match crate::connect(&path, false) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::error!(error = %e, "WAL checkpointer cannot open the database");
+                        return;
+                    }
+                };
+                let checkpoint = || {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                };
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Self::INTERVAL)
+                {
+                    checkpoint();
+                }
+                checkpoint();
+            })
+            .ok();
+        Self {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = apply_batch(&mut conn, &batch).await;
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = apply_batch(conn, &batch);
         for ((_, reply), result) in batch.drain(..).zip(results) {
             let _ = reply.send(result);
         }
     }
-    let _ = conn.close().await;
 }
 
-async fn apply_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Vec<Result<bool>> {
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+fn apply_batch(conn: &Connection, batch: &[Job]) -> Vec<Result<bool>> {
+    let fail_all = |e: rusqlite::Error| {
         let message = e.to_string();
-        return batch
+        batch
             .iter()
             .map(|_| Err(Error::Database(message.clone())))
-            .collect();
+            .collect()
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(e);
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for (op, _) in batch {
-        results.push(apply_one(conn, op).await);
-    }
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => results,
+    let results: Vec<Result<bool>> = batch.iter().map(|(op, _)| apply_one(conn, op)).collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => results,
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; rolling back the batch");
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            let message = e.to_string();
-            batch
-                .iter()
-                .map(|_| Err(Error::Database(message.clone())))
-                .collect()
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(e)
         }
     }
 }
 
-async fn apply_one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<bool> {
-    // A single statement that fails is undone by itself and leaves the
-    // transaction open (SQLite's default ABORT conflict resolution), so only
-    // writes of several statements need a savepoint. This saves two round
-    // trips to the connection per registration on the hot path.
+fn apply_one(conn: &Connection, op: &WriteOp) -> Result<bool> {
     let multi_statement = matches!(op, WriteOp::Bootstrap(_) | WriteOp::EnsureSigningKeys(_));
     if !multi_statement {
-        return apply_statements(conn, op).await;
+        return apply_statements(conn, op).map_err(db_err);
     }
-    sqlx::query("SAVEPOINT op")
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    let result = apply_statements(conn, op).await;
+    conn.execute_batch("SAVEPOINT op").map_err(db_err)?;
+    let result = apply_statements(conn, op).map_err(db_err);
     let finish = if result.is_ok() {
         "RELEASE op"
     } else {
         "ROLLBACK TO op; RELEASE op"
     };
-    sqlx::raw_sql(finish)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    conn.execute_batch(finish).map_err(db_err)?;
     result
 }
 
-async fn apply_statements(conn: &mut SqliteConnection, op: &WriteOp) -> Result<bool> {
+fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
     match op {
         WriteOp::Bootstrap(b) => {
-            let created = sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
-                .bind(&b.organization.id)
-                .bind(&b.organization.name)
-                .bind(b.organization.created_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
+            let created = conn
+                .prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING")?
+                .execute(params![b.organization.id, b.organization.name, b.organization.created_at])?
                 == 1;
             if created {
-                sqlx::query("INSERT INTO admin_tokens (token_hash, created_at) VALUES (?, ?)")
-                    .bind(&b.admin_token_hash[..])
-                    .bind(b.organization.created_at)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                insert_iat(conn, &b.initial_access_token).await?;
+                conn.prepare_cached(
+                    "INSERT INTO admin_tokens (token_hash, created_at) VALUES (?1, ?2)",
+                )?
+                .execute(params![&b.admin_token_hash[..], b.organization.created_at])?;
+                insert_iat(conn, &b.initial_access_token)?;
             }
             Ok(created)
         }
         WriteOp::InsertOrganization(o) => {
-            sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)")
-                .bind(&o.id)
-                .bind(&o.name)
-                .bind(o.created_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
+            conn.prepare_cached(
+                "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![o.id, o.name, o.created_at])?;
             Ok(true)
         }
-        WriteOp::InsertInitialAccessToken(t) => insert_iat(conn, t).await.map(|_| true),
+        WriteOp::InsertInitialAccessToken(t) => insert_iat(conn, t).map(|_| true),
         WriteOp::InsertClient(c) => {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-                 secret_expires_at, registration_token_hash, issued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&c.client_id)
-            .bind(&c.organization_id)
-            .bind(&c.initial_access_token_id)
-            .bind(c.metadata.to_string())
-            .bind(c.secret_hash.as_ref().map(|h| &h[..]))
-            .bind(c.secret_expires_at)
-            .bind(&c.registration_token_hash[..])
-            .bind(c.issued_at)
-            .bind(c.updated_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
+                 secret_expires_at, registration_token_hash, issued_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                c.client_id,
+                c.organization_id,
+                c.initial_access_token_id,
+                c.metadata.to_string(),
+                c.secret_hash.as_ref().map(|h| &h[..]),
+                c.secret_expires_at,
+                &c.registration_token_hash[..],
+                c.issued_at,
+                c.updated_at,
+            ])?;
             Ok(true)
         }
         WriteOp::UpdateClient(u) => {
-            let updated = sqlx::query(
-                "UPDATE clients SET metadata = ?, secret_hash = ?, secret_expires_at = ?, \
-                 registration_token_hash = ?, updated_at = ? WHERE client_id = ? AND registration_token_hash = ?",
-            )
-            .bind(u.metadata.to_string())
-            .bind(u.secret_hash.as_ref().map(|h| &h[..]))
-            .bind(u.secret_expires_at)
-            .bind(&u.registration_token_hash[..])
-            .bind(u.updated_at)
-            .bind(&u.client_id)
-            .bind(&u.expected_registration_token_hash[..])
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            Ok(updated.rows_affected() == 1)
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE clients SET metadata = ?1, secret_hash = ?2, secret_expires_at = ?3, \
+                     registration_token_hash = ?4, updated_at = ?5 WHERE client_id = ?6 AND registration_token_hash = ?7",
+                )?
+                .execute(params![
+                    u.metadata.to_string(),
+                    u.secret_hash.as_ref().map(|h| &h[..]),
+                    u.secret_expires_at,
+                    &u.registration_token_hash[..],
+                    u.updated_at,
+                    u.client_id,
+                    &u.expected_registration_token_hash[..],
+                ])?;
+            Ok(updated == 1)
         }
         WriteOp::DeleteClient(client_id, rat) => {
-            let deleted = sqlx::query(
-                "DELETE FROM clients WHERE client_id = ? AND registration_token_hash = ?",
-            )
-            .bind(client_id)
-            .bind(&rat[..])
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            Ok(deleted.rows_affected() == 1)
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM clients WHERE client_id = ?1 AND registration_token_hash = ?2",
+                )?
+                .execute(params![client_id, &rat[..]])?;
+            Ok(deleted == 1)
         }
         WriteOp::EnsureSigningKeys(keys) => {
             for k in keys {
-                sqlx::query(
+                conn.prepare_cached(
                     "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (initial_for_alg) DO NOTHING",
-                )
-                .bind(&k.kid)
-                .bind(&k.alg)
-                .bind(&k.alg)
-                .bind(&k.private_pkcs8)
-                .bind(k.created_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
+                     VALUES (?1, ?2, ?2, ?3, ?4) ON CONFLICT (initial_for_alg) DO NOTHING",
+                )?
+                .execute(params![k.kid, k.alg, k.private_pkcs8, k.created_at])?;
             }
             Ok(true)
         }
     }
 }
 
-async fn insert_iat(conn: &mut SqliteConnection, t: &InitialAccessToken) -> Result<()> {
-    sqlx::query(
+fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
         "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&t.id)
-    .bind(&t.organization_id)
-    .bind(&t.token_hash[..])
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.revoked)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![t.id, t.organization_id, &t.token_hash[..], t.created_at, t.expires_at, t.revoked])
 }

@@ -1,0 +1,49 @@
+//! Decoding rows into records. Hash columns must be exactly 32 bytes;
+//! anything else is reported as a conversion failure, never truncated.
+
+use charter_store::{ClientRecord, InitialAccessToken, TokenHash};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
+use rusqlite::Row;
+
+/// A 32-byte hash column.
+struct Hash(TokenHash);
+
+impl FromSql for Hash {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let bytes = value.as_blob()?;
+        bytes
+            .try_into()
+            .map(Hash)
+            .map_err(|_| FromSqlError::InvalidBlobSize {
+                expected_size: 32,
+                blob_size: bytes.len(),
+            })
+    }
+}
+
+pub(crate) fn initial_access_token(r: &Row<'_>) -> rusqlite::Result<InitialAccessToken> {
+    Ok(InitialAccessToken {
+        id: r.get(0)?,
+        organization_id: r.get(1)?,
+        token_hash: r.get::<_, Hash>(2)?.0,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        revoked: r.get(5)?,
+    })
+}
+
+pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
+    let metadata: String = r.get(3)?;
+    Ok(ClientRecord {
+        client_id: r.get(0)?,
+        organization_id: r.get(1)?,
+        initial_access_token_id: r.get(2)?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(e)))?,
+        secret_hash: r.get::<_, Option<Hash>>(4)?.map(|h| h.0),
+        secret_expires_at: r.get(5)?,
+        registration_token_hash: r.get::<_, Hash>(6)?.0,
+        issued_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
