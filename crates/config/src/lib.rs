@@ -249,6 +249,14 @@ impl RawConfig {
                 "server.issuer: missing; required when server.listen ({listen}) is not a loopback address, and it must be https"
             ));
         }
+        if let Some(issuer) = &issuer {
+            if issuer.as_str().starts_with("http://") && !listen.ip().is_loopback() {
+                problems.push(format!(
+                    "server.issuer: {issuer} is a plain-http loopback issuer but server.listen ({listen}) accepts remote \
+                     connections; credentials would cross the network in clear (RFC 7591 section 3): use an https issuer"
+                ));
+            }
+        }
         let data_dir = self
             .server
             .data_dir

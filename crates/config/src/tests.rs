@@ -101,6 +101,13 @@ fn public_listener_needs_an_issuer() {
 }
 
 #[test]
+fn plain_http_issuer_only_on_loopback_listeners() {
+    let p = problems("[server]\nlisten = \"0.0.0.0:8080\"\nissuer = \"http://127.0.0.1:8080\"");
+    assert!(p.join("").contains("in clear"), "{p:?}");
+    parse("[server]\nlisten = \"0.0.0.0:8080\"\nissuer = \"https://as.example.com\"").unwrap();
+}
+
+#[test]
 fn postgres_url_selects_postgres() {
     let c = parse("[storage]\ndatabase_url = \"postgres://postgres@127.0.0.1/test\"").unwrap();
     assert!(matches!(c.storage, StorageConfig::Postgres { .. }));

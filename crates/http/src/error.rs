@@ -56,13 +56,16 @@ impl IntoResponse for ApiError {
                 e.description.clone(),
                 None,
             ),
-            // RFC 6750 §3.1: no credentials, no error code.
-            Error::MissingToken => (
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidRequest.as_str(),
-                "a bearer token is required".to_owned(),
-                Some("Bearer".to_owned()),
-            ),
+            // RFC 6750 §3.1: a request without credentials gets the
+            // challenge and no error code or other error information.
+            Error::MissingToken => {
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, crate::no_store_headers()).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
             Error::InvalidToken(why) => (
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::InvalidToken.as_str(),
@@ -83,6 +86,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
+        let description = error_description(&description);
         let mut response = (
             status,
             crate::no_store_headers(),
@@ -95,5 +99,40 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
+    }
+}
+
+/// Restricts a description to the characters RFC 6749 §5.2 allows in
+/// `error_description` (%x20-21 / %x23-5B / %x5D-7E): descriptions quote
+/// client input, which may hold anything. Double quotes become single
+/// quotes, `§` becomes "section ", anything else outside the set becomes `?`.
+pub fn error_description(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push('\''),
+            '§' => out.push_str("section "),
+            '\\' => out.push('/'),
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_description;
+
+    #[test]
+    fn descriptions_use_only_the_rfc_6749_character_set() {
+        let cleaned = error_description("redirect_uris: \"https://x/\u{e9}\\\n\" (RFC 7591 §2)");
+        assert_eq!(
+            cleaned,
+            "redirect_uris: 'https://x/?/?' (RFC 7591 section 2)"
+        );
+        assert!(cleaned
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
     }
 }

@@ -2,7 +2,7 @@
 //! object bodies.
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -51,55 +51,81 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// A JSON object body: `Content-Type: application/json`, at most
-/// [`MAX_BODY_BYTES`], of a shape that cannot make parsing expensive.
-pub struct JsonObject(pub Map<String, Value>);
-
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let invalid =
-            |m: &str| ApiError(Error::Protocol(ProtocolError::invalid_request(m))).into_response();
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(invalid(
-                "Content-Type must be application/json (RFC 7591 §3)",
-            ));
+/// Reads a JSON object body: `Content-Type: application/json`, at most
+/// [`MAX_BODY_BYTES`], of a shape that cannot make parsing expensive, with no
+/// member name repeated. Handlers call this only after the caller has
+/// authenticated, so an anonymous request never costs a parse.
+pub async fn json_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, Response> {
+    let invalid = |e: ProtocolError| ApiError(Error::Protocol(e)).into_response();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(invalid(ProtocolError::invalid_request(
+            "Content-Type must be application/json (RFC 7591 section 3)",
+        )));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(Rejection::PayloadTooLarge.into_response());
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Rejection::PayloadTooLarge.into_response())
         }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(Rejection::PayloadTooLarge.into_response());
+        Err(_) => {
+            return Err(invalid(ProtocolError::invalid_request(
+                "the request body could not be read",
+            )))
         }
-        let body: Body = req.into_body();
-        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(Rejection::PayloadTooLarge.into_response())
+    };
+    check_json_shape(&bytes).map_err(invalid)?;
+    match serde_json::from_slice::<UniqueObject>(&bytes) {
+        Ok(UniqueObject(map)) => Ok(map),
+        Err(e) if e.is_data() => Err(invalid(ProtocolError::invalid_metadata(format!(
+            "the request body must be a JSON object without repeated member names: {e}"
+        )))),
+        Err(_) => Err(invalid(ProtocolError::invalid_metadata(
+            "the request body is not valid JSON",
+        ))),
+    }
+}
+
+/// A top-level JSON object that refuses repeated member names: parsers
+/// disagree on which duplicate wins (RFC 8259 §4), so a proxy in front could
+/// check a different value from the one stored.
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            Err(_) => return Err(invalid("the request body could not be read")),
-        };
-        check_json_shape(&bytes).map_err(|e| ApiError(e.into()).into_response())?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError(
-                ProtocolError::invalid_metadata("the request body must be a JSON object").into(),
-            )
-            .into_response()),
-            Err(e) => Err(ApiError(
-                ProtocolError::invalid_metadata(format!("the request body is not valid JSON: {e}"))
-                    .into(),
-            )
-            .into_response()),
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "member {key:?} appears more than once"
+                        )));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueObject(map))
+            }
         }
+        deserializer.deserialize_map(Visitor)
     }
 }

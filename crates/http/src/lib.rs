@@ -15,8 +15,10 @@ use axum::Router;
 use charter_config::Issuer;
 use charter_service::{KeySet, Registrar};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -97,6 +99,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     app.fallback(handlers::not_found)
         .with_state(state)
+        // A slow or stalled client cannot hold a request open: the body must
+        // arrive within 10 s and the whole request finish within 30 s.
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

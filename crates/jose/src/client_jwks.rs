@@ -40,6 +40,15 @@ pub fn validate_client_jwks(jwks: &Value) -> Result<(), JwksError> {
             keys.len()
         ));
     }
+    // OIDC DCR §2: when a set holds both signature and encryption keys,
+    // every key must say which it is.
+    let uses: HashSet<&str> = keys
+        .iter()
+        .filter_map(|k| k.get("use").and_then(Value::as_str))
+        .collect();
+    if uses.len() > 1 && keys.iter().any(|k| k.get("use").is_none()) {
+        return err("mixes signature and encryption keys, so every key needs a \"use\" member (OIDC DCR section 2)".into());
+    }
     let mut kids = HashSet::new();
     for (i, key) in keys.iter().enumerate() {
         let Some(key) = key.as_object() else {
@@ -126,8 +135,13 @@ fn validate_rsa(key: &Map<String, Value>) -> Result<(), String> {
             "is an RSA key of {bits} bits; at most 8192 are accepted"
         ));
     }
-    if e.is_empty() || e.len() > 8 || e.last().is_some_and(|b| b & 1 == 0) {
-        return Err("member \"e\" is not a valid odd RSA public exponent".into());
+    let exponent_ok = !e.is_empty()
+        && e.len() <= 8
+        && e[0] != 0
+        && e.last().is_some_and(|b| b & 1 == 1)
+        && !(e.len() == 1 && e[0] < 3);
+    if !exponent_ok {
+        return Err("member \"e\" is not a valid RSA public exponent (odd, at least 3, no leading zero octets)".into());
     }
     Ok(())
 }

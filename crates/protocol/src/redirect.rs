@@ -16,10 +16,29 @@ pub fn is_loopback_host(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
 
-/// Characters WHATWG parsing strips or rewrites: never accepted in a URI we store.
-fn has_forbidden_chars(raw: &str) -> bool {
-    raw.chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '\\' || !c.is_ascii())
+/// Whether `raw` uses only characters RFC 3986 allows in a URI (unreserved,
+/// reserved, and `%` followed by two hex digits). WHATWG parsing would
+/// silently percent-encode or strip the others; such input is refused.
+fn is_rfc3986_text(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        let allowed = b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b);
+        if !allowed {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The scheme and the raw `//authority` host of a URI, without the port.
@@ -47,8 +66,8 @@ pub(crate) fn check_absolute(raw: &str) -> Result<url::Url, String> {
     if raw.len() > MAX_URI_LEN {
         return Err(format!("is longer than {MAX_URI_LEN} characters"));
     }
-    if has_forbidden_chars(raw) {
-        return Err("contains whitespace, control, non-ASCII or backslash characters".into());
+    if !is_rfc3986_text(raw) {
+        return Err("contains characters RFC 3986 does not allow in a URI (whitespace, quotes, <>{}|^`, backslash, non-ASCII or a bad %-escape)".into());
     }
     let url = url::Url::parse(raw).map_err(|_| "is not an absolute URI".to_string())?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -144,6 +163,11 @@ mod tests {
         check("http://127.0.0.1.evil.example/cb", Web, false);
         check("http://localhost.evil.example/cb", Web, false);
         check("javascript:alert(1)", Web, false);
+        check("https://app.example.com/cb?q=\"x\"", Web, false);
+        check("https://app.example.com/<cb>", Web, false);
+        check("https://app.example.com/c%zzb", Web, false);
+        check("https://app.example.com/c%20b", Web, true);
+        check("https://app.example.com/{cb}", Web, false);
         check("", Web, false);
     }
 

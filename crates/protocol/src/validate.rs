@@ -30,7 +30,7 @@ const LOCALIZABLE: [&str; 5] = [
 /// Known members whose features this server does not offer. They are refused
 /// rather than ignored because a client that sends them expects a behavior
 /// (encryption, request objects, pairwise subjects) it would silently not get.
-const UNSUPPORTED: [(&str, &str); 11] = [
+const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "sector_identifier_uri",
         "pairwise subject identifiers are not offered; subject_types_supported is [\"public\"]",
@@ -71,6 +71,34 @@ const UNSUPPORTED: [(&str, &str); 11] = [
     (
         "tls_client_certificate_bound_access_tokens",
         "mutual-TLS bound tokens are not supported",
+    ),
+    (
+        "dpop_bound_access_tokens",
+        "DPoP-bound access tokens are not supported yet",
+    ),
+    (
+        "require_pushed_authorization_requests",
+        "pushed authorization requests are not supported",
+    ),
+    (
+        "require_signed_request_object",
+        "request objects are not supported",
+    ),
+    (
+        "default_acr_values",
+        "authentication context classes are not supported",
+    ),
+    (
+        "post_logout_redirect_uris",
+        "RP-initiated logout is not supported",
+    ),
+    (
+        "frontchannel_logout_uri",
+        "front-channel logout is not supported",
+    ),
+    (
+        "backchannel_logout_uri",
+        "back-channel logout is not supported",
     ),
 ];
 
@@ -253,7 +281,7 @@ impl Validator {
     }
 
     fn run(mut self, body: &Map<String, Value>) -> Result<ClientMetadata, Error> {
-        for (field, reason) in UNSUPPORTED {
+        for &(field, reason) in UNSUPPORTED {
             let requested = match present(body, field) {
                 None | Some(Value::Bool(false)) => false,
                 Some(_) => true,

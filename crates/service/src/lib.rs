@@ -16,7 +16,7 @@ pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
 pub use keys::KeySet;
-pub use registration::{ClientInformation, Registrar};
+pub use registration::{AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

@@ -20,6 +20,17 @@ use crate::Error;
 /// (RFC 7592 §2, OIDC DCR §4.4).
 const BAD_RAT: &str = "the registration access token is not valid for this client";
 
+/// Proof that a request carried a valid initial access token; only
+/// [`Registrar::authenticate_iat`] makes one, so registration cannot be
+/// reached without it.
+#[derive(Debug)]
+pub struct RegistrationGrant(InitialAccessToken);
+
+/// Proof that a request carried the registration access token of this
+/// client; only [`Registrar::authenticate_rat`] makes one.
+#[derive(Debug)]
+pub struct AuthenticatedClient(ClientRecord);
+
 /// A client's shared secret: in clear only when just issued.
 #[derive(Default)]
 struct SecretState {
@@ -103,10 +114,10 @@ impl Registrar {
     /// presented initial access token.
     pub async fn register(
         &self,
-        iat: Option<&str>,
+        grant: RegistrationGrant,
         body: &Map<String, Value>,
     ) -> Result<ClientInformation, Error> {
-        let iat = self.authenticate_iat(iat).await?;
+        let RegistrationGrant(iat) = grant;
         let metadata = validate_registration(body)?;
         let now = crate::now();
         let client_id = credentials::random_id()?;
@@ -144,23 +155,20 @@ impl Registrar {
     }
 
     /// RFC 7592 §2.1: the current registration.
-    pub async fn read(
-        &self,
-        client_id: &str,
-        rat: Option<&str>,
-    ) -> Result<ClientInformation, Error> {
-        let client = self.authenticate_rat(client_id, rat).await?;
+    pub async fn read(&self, client: AuthenticatedClient) -> Result<ClientInformation, Error> {
+        let AuthenticatedClient(client) = client;
         self.describe(client, None, None)
     }
 
     /// RFC 7592 §2.2: replaces the client's metadata with the request's.
     pub async fn update(
         &self,
-        client_id: &str,
-        rat: Option<&str>,
+        client: AuthenticatedClient,
         body: &Map<String, Value>,
     ) -> Result<ClientInformation, Error> {
-        let client = self.authenticate_rat(client_id, rat).await?;
+        let AuthenticatedClient(client) = client;
+        let client_id = client.client_id.clone();
+        let client_id = client_id.as_str();
         let request = validate_update(body, client_id)?;
         if let Some(presented) = &request.client_secret {
             let matches = client.secret_hash.is_some_and(|stored| {
@@ -183,6 +191,11 @@ impl Registrar {
             hash: secret_hash,
             expires_at: secret_expires_at,
         } = match (metadata.needs_secret(), client.secret_hash) {
+            // An expired secret is replaced: the update response is the one
+            // place RFC 7592 §2.2 lets the server hand out a new one.
+            (true, Some(_)) if client.secret_expires_at.is_some_and(|at| at <= now) => {
+                self.new_secret(&metadata, now)?
+            }
             (true, Some(hash)) => SecretState {
                 clear: None,
                 hash: Some(hash),
@@ -228,8 +241,9 @@ impl Registrar {
     }
 
     /// RFC 7592 §2.3: deletes the client; its token dies with it.
-    pub async fn delete(&self, client_id: &str, rat: Option<&str>) -> Result<(), Error> {
-        let client = self.authenticate_rat(client_id, rat).await?;
+    pub async fn delete(&self, client: AuthenticatedClient) -> Result<(), Error> {
+        let AuthenticatedClient(client) = client;
+        let client_id = client.client_id.as_str();
         if !self
             .store
             .delete_client(client_id, &client.registration_token_hash)
@@ -277,7 +291,11 @@ impl Registrar {
         })
     }
 
-    async fn authenticate_iat(&self, presented: Option<&str>) -> Result<InitialAccessToken, Error> {
+    /// Checks an initial access token (RFC 7591 §3): known, unrevoked, unexpired.
+    pub async fn authenticate_iat(
+        &self,
+        presented: Option<&str>,
+    ) -> Result<RegistrationGrant, Error> {
         let presented = presented.ok_or(Error::MissingToken)?;
         let hash = self.hasher.hash(Credential::InitialAccessToken, presented);
         let token = self
@@ -301,14 +319,17 @@ impl Registrar {
         if token.expires_at.is_some_and(|at| at <= crate::now()) {
             return Err(Error::InvalidToken("the initial access token has expired"));
         }
-        Ok(token)
+        Ok(RegistrationGrant(token))
     }
 
-    async fn authenticate_rat(
+    /// Checks the registration access token against the client the URI
+    /// names (RFC 7592 §2); the same error for an unknown client and a wrong
+    /// token.
+    pub async fn authenticate_rat(
         &self,
         client_id: &str,
         presented: Option<&str>,
-    ) -> Result<ClientRecord, Error> {
+    ) -> Result<AuthenticatedClient, Error> {
         let presented = presented.ok_or(Error::MissingToken)?;
         // Hash before the lookup so an unknown client costs the same work.
         let hash = self
@@ -322,7 +343,7 @@ impl Registrar {
                     &client.registration_token_hash[..],
                 )) =>
             {
-                Ok(client)
+                Ok(AuthenticatedClient(client))
             }
             _ => Err(Error::InvalidToken(BAD_RAT)),
         }

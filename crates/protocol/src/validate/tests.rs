@@ -317,7 +317,7 @@ fn language_tags() {
 fn unknown_and_server_assigned_members_ignored() {
     let m = ok(
         json!({"grant_types": ["client_credentials"], "x_vendor_flag": true, "client_id": "mine",
-        "client_secret": "mine", "client_id_issued_at": 1, "dpop_bound_access_tokens": true}),
+        "client_secret": "mine", "client_id_issued_at": 1, "dpop_bound_access_tokens": false}),
     );
     let echoed = serde_json::to_value(&m).unwrap();
     for member in [
@@ -375,6 +375,14 @@ fn oidc_members() {
     ok(code(
         json!({"tls_client_certificate_bound_access_tokens": false}),
     ));
+    check(
+        code(json!({"dpop_bound_access_tokens": true})),
+        Err((META, "DPoP")),
+    );
+    check(
+        code(json!({"post_logout_redirect_uris": ["https://c.example/bye"]})),
+        Err((META, "logout")),
+    );
     check(
         code(json!({"application_type": "desktop"})),
         Err((META, "\"web\" or \"native\"")),

@@ -70,4 +70,69 @@ async fn bad_bodies(server: TestServer) -> TestServer {
     server
 }
 
-on_both_backends!(bad_bodies);
+// The credential is checked before the body is read: an anonymous caller
+// gets the RFC 6750 challenge, never a parse error.
+async fn authentication_before_parsing(server: TestServer) -> TestServer {
+    let response = server
+        .http
+        .post(server.url("/register"))
+        .header("content-type", "text/plain")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert!(
+        response.text().await.unwrap().is_empty(),
+        "no error information without credentials (RFC 6750 section 3.1)"
+    );
+    let response = server
+        .http
+        .post(server.url("/register"))
+        .bearer_auth("chi_wrong")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    server
+}
+
+// RFC 8259 §4: a repeated member name is refused, not resolved silently.
+async fn duplicate_members(server: TestServer) -> TestServer {
+    let body =
+        br#"{"grant_types":["client_credentials"],"client_name":"a","client_name":"b"}"#.to_vec();
+    let (status, answer) = post_raw(&server, "application/json", body).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{answer}"
+    );
+    assert_eq!(server.client_count().await, 0);
+    server
+}
+
+// The configuration endpoint answers 401 for a client_id it cannot decode.
+async fn undecodable_client_id(server: TestServer) -> TestServer {
+    let response = server
+        .http
+        .get(server.url("/register/%FF%FE"))
+        .bearer_auth("chr_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    server
+}
+
+on_both_backends!(
+    bad_bodies,
+    authentication_before_parsing,
+    duplicate_members,
+    undecodable_client_id
+);

@@ -17,6 +17,13 @@ async fn refused(server: &TestServer, body: Value, error: &str, fragment: &str) 
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["error"], error, "{body} → {answer}");
     let description = answer["error_description"].as_str().unwrap();
+    // RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E only.
+    assert!(
+        description
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+        "description outside the RFC 6749 character set: {description}"
+    );
     assert!(
         description.contains(fragment),
         "{body}: «{description}» lacks «{fragment}»"
