@@ -2,12 +2,15 @@
 //! object bodies.
 
 use axum::body::Body;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use charter_protocol::{check_json_shape, Error as ProtocolError};
-use charter_service::Error;
+use charter_service::{AuthenticatedClient, Error, RegistrationGrant, BAD_RAT};
+use std::sync::Arc;
+
+use crate::AppState;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
 
@@ -15,18 +18,9 @@ use crate::error::{ApiError, Rejection};
 use crate::MAX_BODY_BYTES;
 
 /// The bearer token of the `Authorization` header, if the request used the
-/// Bearer scheme. A malformed Bearer value is kept (as an empty token) so
-/// that it fails as `invalid_token` rather than as a missing token.
-pub struct Bearer(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Bearer(bearer_token(&parts.headers)))
-    }
-}
-
+/// Bearer scheme (RFC 6750 §2.1). A malformed Bearer value, or several
+/// `Authorization` headers, yield an empty token, so that it fails as
+/// `invalid_token` rather than passing as a missing one.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
@@ -51,11 +45,22 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Reads a JSON object body: `Content-Type: application/json`, at most
+/// A JSON object body: `Content-Type: application/json`, at most
 /// [`MAX_BODY_BYTES`], of a shape that cannot make parsing expensive, with no
-/// member name repeated. Handlers call this only after the caller has
-/// authenticated, so an anonymous request never costs a parse.
-pub async fn json_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, Response> {
+/// member name repeated. Axum runs the credential extractors (request parts)
+/// before this body extractor, so an anonymous request never costs a parse.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        json_object(&parts.headers, body).await.map(JsonObject)
+    }
+}
+
+async fn json_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, Response> {
     let invalid = |e: ProtocolError| ApiError(Error::Protocol(e)).into_response();
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -127,5 +132,78 @@ impl<'de> serde::Deserialize<'de> for UniqueObject {
             }
         }
         deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// A request to the client configuration endpoint whose registration access
+/// token matches the client its path names (RFC 7592 §2). An undecodable
+/// `client_id` names no client and gets the same 401 as a wrong token.
+pub struct ConfiguredClient(pub AuthenticatedClient);
+
+impl FromRequestParts<Arc<AppState>> for ConfiguredClient {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let reject = |e: Error| ApiError(e).into_response();
+        let token = bearer_token(&parts.headers);
+        let Ok(Path(client_id)) = Path::<String>::from_request_parts(parts, state).await else {
+            let missing = token.is_none();
+            return Err(reject(if missing {
+                Error::MissingToken
+            } else {
+                Error::InvalidToken(BAD_RAT)
+            }));
+        };
+        state
+            .registrar
+            .authenticate_rat(&client_id, token.as_deref())
+            .await
+            .map(ConfiguredClient)
+            .map_err(reject)
+    }
+}
+
+/// A registration request that carried a valid initial access token (RFC 7591 §3).
+pub struct Registration(pub RegistrationGrant);
+
+impl FromRequestParts<Arc<AppState>> for Registration {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers);
+        state
+            .registrar
+            .authenticate_iat(token.as_deref())
+            .await
+            .map(Registration)
+            .map_err(|e| ApiError(e).into_response())
+    }
+}
+
+/// A request that carried an admin token.
+pub struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let reject = |e: Error| ApiError(e).into_response();
+        let token = bearer_token(&parts.headers)
+            .ok_or(Error::MissingToken)
+            .map_err(reject)?;
+        match state.registrar.is_admin(&token).await {
+            Ok(true) => Ok(Admin),
+            Ok(false) => Err(reject(Error::InvalidToken("the admin token is not valid"))),
+            Err(e) => Err(reject(e)),
+        }
     }
 }

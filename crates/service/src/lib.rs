@@ -16,7 +16,9 @@ pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
 pub use keys::KeySet;
-pub use registration::{AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant};
+pub use registration::{
+    AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant, BAD_RAT,
+};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

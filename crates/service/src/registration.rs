@@ -18,7 +18,7 @@ use crate::Error;
 /// The same answer for an unknown client and a wrong token, so the
 /// configuration endpoint reveals nothing about which clients exist
 /// (RFC 7592 §2, OIDC DCR §4.4).
-const BAD_RAT: &str = "the registration access token is not valid for this client";
+pub const BAD_RAT: &str = "the registration access token is not valid for this client";
 
 /// Proof that a request carried a valid initial access token; only
 /// [`Registrar::authenticate_iat`] makes one, so registration cannot be
