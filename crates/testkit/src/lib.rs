@@ -212,6 +212,13 @@ impl TestServer {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// GET `url`, expect 200, return the JSON body.
+    pub async fn get_json(&self, url: &str) -> Value {
+        let response = self.http.get(url).send().await.expect("GET request");
+        assert_eq!(response.status(), 200, "GET {url}");
+        response.json().await.expect("JSON body")
+    }
+
     pub async fn client_count(&self) -> u64 {
         self.store().client_count().await.expect("count clients")
     }

@@ -15,15 +15,7 @@ async fn survives_restart(mut server: TestServer) -> TestServer {
         .as_str()
         .unwrap()
         .to_owned();
-    let jwks_before: Value = server
-        .http
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = server.get_json(&server.url("/jwks")).await;
 
     server.restart().await;
 
@@ -38,15 +30,7 @@ async fn survives_restart(mut server: TestServer) -> TestServer {
     let read: Value = response.json().await.unwrap();
     assert_eq!(read["client_name"], "durable");
     assert_eq!(read["client_id"], client["client_id"]);
-    let jwks_after: Value = server
-        .http
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: Value = server.get_json(&server.url("/jwks")).await;
     assert_eq!(
         jwks_before, jwks_after,
         "signing keys are unchanged across restarts"
