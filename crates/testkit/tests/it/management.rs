@@ -328,3 +328,27 @@ on_both_backends!(
     update_changes_credentials,
     delete
 );
+
+// MGMT-15 profile caveat: rotation on update can be switched off, and then
+// the registration access token stays the same.
+#[tokio::test]
+async fn rotation_on_update_can_be_disabled() {
+    let options = charter_testkit::Options {
+        extra_toml: "[registration]\nrotate_registration_access_token_on_update = false\n".into(),
+        ..Default::default()
+    };
+    let server = TestServer::start(charter_testkit::Backend::Sqlite, options)
+        .await
+        .unwrap();
+    let c = registered(&server, web_client()).await;
+    let mut body = web_client();
+    body["client_id"] = c.body["client_id"].clone();
+    body["client_name"] = json!("renamed");
+    let (status, updated) = put(&server, &c.uri, &c.rat, &body).await;
+    assert_eq!(status, 200);
+    assert!(updated.get("registration_access_token").is_none());
+    let (status, read, _) = get(&server, &c.uri, Some(&c.rat)).await;
+    assert_eq!(status, 200, "the unchanged token keeps working");
+    assert_eq!(read["client_name"], "renamed");
+    server.stop().await;
+}
