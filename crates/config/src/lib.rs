@@ -7,9 +7,7 @@
 //! key, the bad value and what is accepted. The server does not start until
 //! all are fixed.
 
-mod duration;
-
-pub use duration::parse_duration;
+pub use charter_policy::parse_duration;
 
 use serde::Deserialize;
 use std::fmt;

@@ -1,0 +1,96 @@
+//! Registration policy: named profiles that say what a client may claim,
+//! and the one decision function every registration path goes through.
+//!
+//! [`evaluate`] is a pure function of (validated request, profile, current
+//! state): no I/O, no clock. It answers admit, admit with substitutions,
+//! admit pending approval, or refuse, and every substitution and refusal
+//! carries a reason naming the rule. The service layer applies the decision;
+//! this crate never stores anything.
+
+mod duration;
+mod evaluate;
+mod pattern;
+mod raw;
+
+pub use duration::parse_duration;
+
+pub use evaluate::{evaluate, Decision, PolicyState};
+pub use pattern::RedirectPattern;
+pub use raw::{load_policy_file, RawPolicy, RawProfile};
+
+use charter_protocol::{AuthMethod, GrantType};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A validated, versioned set of profiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Recorded with every client the policy admits.
+    pub version: String,
+    pub default_profile: String,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// When a registration needs an administrator's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Never,
+    Always,
+    /// Approval when the client's scope includes a value outside this set.
+    WhenScopesOutside(Vec<String>),
+}
+
+/// What a client registered under this profile may claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    /// `None`: every grant type the server supports.
+    pub grant_types: Option<Vec<GrantType>>,
+    /// `None`: every method the server supports.
+    pub token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// `None`: any scope value.
+    pub scopes: Option<Vec<String>>,
+    /// Substituted when the client asks for no scope (RFC 7591 §2 lets the
+    /// server register a default).
+    pub default_scope: Option<String>,
+    /// `None`: any redirect URI the protocol rules accept.
+    pub redirect_uris: Option<Vec<RedirectPattern>>,
+    /// Whether http loopback redirect URIs (RFC 8252 §7.3) are allowed.
+    pub loopback_redirect_uris: bool,
+    pub client_lifetime: Duration,
+    pub secret_lifetime: Duration,
+    pub approval: Approval,
+    pub max_clients_per_organization: Option<u64>,
+    /// Metadata members that must be present, e.g. `contacts`, `software_id`.
+    pub required_fields: Vec<String>,
+}
+
+impl Policy {
+    /// The policy in force when the operator configured none: one profile,
+    /// `default`, allowing what the protocol rules allow.
+    pub fn builtin(client_lifetime: Duration, secret_lifetime: Duration) -> Self {
+        let profile = Profile {
+            name: "default".into(),
+            grant_types: None,
+            token_endpoint_auth_methods: None,
+            scopes: None,
+            default_scope: None,
+            redirect_uris: None,
+            loopback_redirect_uris: true,
+            client_lifetime,
+            secret_lifetime,
+            approval: Approval::Never,
+            max_clients_per_organization: None,
+            required_fields: Vec::new(),
+        };
+        Self {
+            version: "builtin".into(),
+            default_profile: "default".into(),
+            profiles: BTreeMap::from([("default".into(), profile)]),
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+}
