@@ -184,7 +184,7 @@ pub async fn start_with_store(
     };
 
     let keys = KeySet::load_or_create(store.as_ref()).await?;
-    let bootstrap = bootstrap(store.as_ref(), &hasher).await?;
+    let bootstrap = bootstrap(store.as_ref(), &hasher, &config.policy.default_profile).await?;
     let admin_token_file = config.server.data_dir.join("admin-token");
     if let Some(first) = &bootstrap {
         write_private_file(
@@ -202,6 +202,7 @@ pub async fn start_with_store(
         hasher.clone(),
         issuer.clone(),
         config.registration.clone(),
+        Arc::new(config.policy.clone()),
     );
     let app = router(Arc::new(AppState::new(registrar, issuer.clone(), &keys)));
     let (shutdown, on_shutdown) = oneshot::channel::<()>();

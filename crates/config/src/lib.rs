@@ -30,6 +30,10 @@ pub struct RawConfig {
     pub registration: RawRegistration,
     #[serde(default)]
     pub secrets: RawSecrets,
+    /// Registration policy profiles; without any, the built-in `default`
+    /// profile allows what the protocol rules allow.
+    #[serde(default)]
+    pub policy: charter_policy::RawPolicy,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -60,6 +64,7 @@ pub struct RawStorage {
 pub struct RawRegistration {
     pub rotate_registration_access_token_on_update: Option<bool>,
     pub client_secret_lifetime: Option<String>,
+    pub client_lifetime: Option<String>,
 }
 
 #[derive(Default, Clone, Deserialize)]
@@ -83,6 +88,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub registration: RegistrationConfig,
     pub secrets: SecretsConfig,
+    pub policy: charter_policy::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -112,8 +118,11 @@ pub struct RegistrationConfig {
     /// response; on by default so a leaked token dies at the next update.
     /// Some profiles (the Brazil DCR suite) expect it unchanged.
     pub rotate_registration_access_token_on_update: bool,
-    /// Lifetime of issued client secrets (`client_secret_expires_at`).
+    /// Lifetime of issued client secrets (`client_secret_expires_at`) under
+    /// profiles that set none.
     pub client_secret_lifetime: Duration,
+    /// Lifetime of a client registration under profiles that set none.
+    pub client_lifetime: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -336,6 +345,35 @@ impl RawConfig {
             }
         };
 
+        let client_lifetime_text = self
+            .registration
+            .client_lifetime
+            .as_deref()
+            .unwrap_or("365d");
+        let client_lifetime = match parse_duration(client_lifetime_text) {
+            Ok(d)
+                if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) =>
+            {
+                d
+            }
+            Ok(_) => {
+                problems.push(format!("registration.client_lifetime: {client_lifetime_text:?} is out of range; use 1m to 3660d"));
+                Duration::ZERO
+            }
+            Err(e) => {
+                problems.push(format!("registration.client_lifetime: {e}"));
+                Duration::ZERO
+            }
+        };
+        if client_secret_lifetime > client_lifetime && !client_lifetime.is_zero() {
+            problems.push("registration.client_secret_lifetime: longer than registration.client_lifetime; a secret cannot outlive its client".into());
+        }
+        let policy = self
+            .policy
+            .validate("policy.", (client_lifetime, client_secret_lifetime))
+            .map_err(|p| problems.extend(p))
+            .ok();
+
         let hash_key = self.secrets.hash_key.as_deref().and_then(|text| {
             use base64::Engine;
             match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()) {
@@ -364,8 +402,12 @@ impl RawConfig {
                     .rotate_registration_access_token_on_update
                     .unwrap_or(true),
                 client_secret_lifetime,
+                client_lifetime,
             },
             secrets: SecretsConfig { hash_key },
+            policy: policy.unwrap_or_else(|| {
+                charter_policy::Policy::builtin(client_lifetime, client_secret_lifetime)
+            }),
         })
     }
 }

@@ -100,15 +100,29 @@ pub async fn issue_initial_access_token(
                 )
             })?,
     };
+    let profile = match body.get("profile") {
+        None => None,
+        Some(v) => Some(v.as_str().ok_or_else(|| {
+            charter_protocol::Error::invalid_request("profile: must be a string")
+        })?),
+    };
+    let max_uses = match body.get("max_uses") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            charter_protocol::Error::invalid_request("max_uses: must be an integer")
+        })?),
+    };
     let (record, secret) = state
         .registrar
-        .issue_initial_access_token(&organization, lifetime)
+        .issue_initial_access_token(&organization, lifetime, profile, max_uses)
         .await?;
     let body = json!({
         "id": record.id,
         "organization": organization,
         "initial_access_token": secret.expose(),
         "expires_at": record.expires_at,
+        "profile": record.profile,
+        "max_uses": record.max_uses,
     });
     Ok((StatusCode::CREATED, no_store_headers(), Json(body)).into_response())
 }

@@ -21,9 +21,11 @@ pub struct BootstrapOutput {
 
 /// Creates the first-start records unless they exist; returns the new
 /// credentials only when it created them.
+/// The bootstrap IAT is bound to `profile`, the policy's default profile.
 pub async fn bootstrap(
     store: &dyn Store,
     hasher: &Hasher,
+    profile: &str,
 ) -> Result<Option<BootstrapOutput>, Error> {
     if store.organization_by_name("default").await?.is_some() {
         return Ok(None);
@@ -48,6 +50,9 @@ pub async fn bootstrap(
                 created_at: now,
                 expires_at: Some(expires_at),
                 revoked: false,
+                profile: profile.to_owned(),
+                max_uses: None,
+                uses: 0,
             },
         })
         .await?;

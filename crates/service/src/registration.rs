@@ -3,11 +3,13 @@
 //! credentials, store in one write, and describe the result.
 
 use charter_config::{Issuer, RegistrationConfig};
+use charter_policy::{evaluate, Decision, Policy, PolicyState, Profile};
 use charter_protocol::{
     validate_registration, validate_update, ClientMetadata, Error as ProtocolError,
 };
 use charter_store::{
-    ClientRecord, ClientUpdate, InitialAccessToken, Organization, Store, TokenHash,
+    ClientRecord, ClientStatus, ClientUpdate, InitialAccessToken, Inserted, Organization, Store,
+    TokenHash,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub struct Registrar {
     hasher: Hasher,
     issuer: Issuer,
     config: RegistrationConfig,
+    policy: Arc<Policy>,
 }
 
 /// A client information response (RFC 7591 §3.2.1, RFC 7592 §3): the
@@ -58,6 +61,9 @@ pub struct ClientInformation {
     pub client_secret_expires_at: Option<i64>,
     pub registration_access_token: Option<Secret>,
     pub registration_client_uri: String,
+    /// Read-only members the client can never set.
+    pub organization_id: String,
+    pub status: ClientStatus,
     pub metadata: ClientMetadata,
 }
 
@@ -96,13 +102,19 @@ impl Registrar {
         hasher: Hasher,
         issuer: Issuer,
         config: RegistrationConfig,
+        policy: Arc<Policy>,
     ) -> Self {
         Self {
             store,
             hasher,
             issuer,
             config,
+            policy,
         }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The `registration_client_uri` of a client (RFC 7592 §3).
@@ -119,17 +131,55 @@ impl Registrar {
     ) -> Result<ClientInformation, Error> {
         let RegistrationGrant(iat) = grant;
         let metadata = validate_registration(body)?;
+        let profile = self
+            .policy
+            .profile(&iat.profile)
+            .ok_or(Error::InvalidToken(
+                "the initial access token names a policy profile that is no longer defined",
+            ))?;
+        let organization_client_count = match profile.max_clients_per_organization {
+            Some(_) => {
+                self.store
+                    .organization_client_count(&iat.organization_id)
+                    .await?
+            }
+            None => 0,
+        };
+        let state = PolicyState {
+            organization_client_count,
+            is_update: false,
+        };
+        let (metadata, status) = match evaluate(metadata, profile, state) {
+            Decision::Admit {
+                metadata,
+                substitutions,
+            } => {
+                log_substitutions(&substitutions);
+                (metadata, ClientStatus::Active)
+            }
+            Decision::Pending {
+                metadata,
+                substitutions,
+                reasons,
+            } => {
+                log_substitutions(&substitutions);
+                tracing::info!(profile = %profile.name, reasons = %reasons.join("; "), "registration pending approval");
+                (metadata, ClientStatus::Pending)
+            }
+            Decision::Refuse(e) => return Err(e.into()),
+        };
         let now = crate::now();
+        let expires_at = now + profile.client_lifetime.as_secs() as i64;
         let client_id = credentials::random_id()?;
         let rat = credentials::generate(Credential::RegistrationAccessToken)?;
         let SecretState {
             clear: secret,
             hash: secret_hash,
             expires_at: secret_expires_at,
-        } = self.new_secret(&metadata, now)?;
+        } = self.new_secret(&metadata, profile, now, expires_at)?;
         let record = ClientRecord {
             client_id: client_id.clone(),
-            organization_id: iat.organization_id,
+            organization_id: iat.organization_id.clone(),
             initial_access_token_id: Some(iat.id),
             metadata: serde_json::to_value(&metadata)
                 .map_err(|e| Error::Internal(e.to_string()))?,
@@ -140,9 +190,17 @@ impl Registrar {
                 .hash(Credential::RegistrationAccessToken, rat.expose()),
             issued_at: now,
             updated_at: now,
+            profile: profile.name.clone(),
+            policy_version: self.policy.version.clone(),
+            status,
+            expires_at: Some(expires_at),
         };
-        self.store.insert_client(record).await?;
-        tracing::info!(client_id = %client_id, "client registered");
+        if self.store.insert_client(record).await? == Inserted::CredentialExhausted {
+            return Err(Error::InvalidToken(
+                "the initial access token has no registrations left",
+            ));
+        }
+        tracing::info!(client_id = %client_id, profile = %profile.name, status = status.as_str(), "client registered");
         Ok(ClientInformation {
             registration_client_uri: self.client_uri(&client_id),
             client_id,
@@ -150,6 +208,8 @@ impl Registrar {
             client_id_issued_at: now,
             client_secret_expires_at: secret_expires_at,
             registration_access_token: Some(rat),
+            organization_id: iat.organization_id,
+            status,
             metadata,
         })
     }
@@ -182,8 +242,32 @@ impl Registrar {
                 .into());
             }
         }
+        let profile = self.policy.profile(&client.profile).ok_or_else(|| {
+            ProtocolError::invalid_metadata(format!(
+                "the client's policy profile {:?} is no longer defined; an administrator must move the client first",
+                client.profile
+            ))
+        })?;
+        let state = PolicyState {
+            organization_client_count: 0,
+            is_update: true,
+        };
+        let metadata = match evaluate(request.metadata, profile, state) {
+            Decision::Admit {
+                metadata,
+                substitutions,
+            } => {
+                log_substitutions(&substitutions);
+                metadata
+            }
+            // evaluate() never leaves an update pending; treat it as a refusal if it did.
+            Decision::Pending { reasons, .. } => {
+                return Err(ProtocolError::invalid_metadata(reasons.join("; ")).into())
+            }
+            Decision::Refuse(e) => return Err(e.into()),
+        };
         let now = crate::now();
-        let metadata = request.metadata;
+        let client_expires_at = client.expires_at.unwrap_or(i64::MAX);
         // A confidential client keeps its secret; one that becomes
         // confidential gets a new one; one that stops using it loses it.
         let SecretState {
@@ -194,14 +278,14 @@ impl Registrar {
             // An expired secret is replaced: the update response is the one
             // place RFC 7592 §2.2 lets the server hand out a new one.
             (true, Some(_)) if client.secret_expires_at.is_some_and(|at| at <= now) => {
-                self.new_secret(&metadata, now)?
+                self.new_secret(&metadata, profile, now, client_expires_at)?
             }
             (true, Some(hash)) => SecretState {
                 clear: None,
                 hash: Some(hash),
                 expires_at: client.secret_expires_at,
             },
-            (true, None) => self.new_secret(&metadata, now)?,
+            (true, None) => self.new_secret(&metadata, profile, now, client_expires_at)?,
             (false, _) => SecretState::default(),
         };
         let (new_rat, rat_hash) = if self.config.rotate_registration_access_token_on_update {
@@ -224,6 +308,7 @@ impl Registrar {
                 secret_expires_at,
                 registration_token_hash: rat_hash,
                 updated_at: now,
+                policy_version: self.policy.version.clone(),
             })
             .await?;
         if !updated {
@@ -256,14 +341,23 @@ impl Registrar {
     }
 
     /// A fresh secret for a client that uses one; none for the others.
-    fn new_secret(&self, metadata: &ClientMetadata, now: i64) -> Result<SecretState, Error> {
+    /// The secret expires with the profile's secret lifetime, and never after the client.
+    fn new_secret(
+        &self,
+        metadata: &ClientMetadata,
+        profile: &Profile,
+        now: i64,
+        client_expires_at: i64,
+    ) -> Result<SecretState, Error> {
         if !metadata.needs_secret() {
             return Ok(SecretState::default());
         }
         let secret = credentials::generate(Credential::ClientSecret)?;
         Ok(SecretState {
             hash: Some(self.hasher.hash(Credential::ClientSecret, secret.expose())),
-            expires_at: Some(now + self.config.client_secret_lifetime.as_secs() as i64),
+            expires_at: Some(
+                (now + profile.secret_lifetime.as_secs() as i64).min(client_expires_at),
+            ),
             clear: Some(secret),
         })
     }
@@ -287,6 +381,8 @@ impl Registrar {
             client_id_issued_at: client.issued_at,
             client_secret_expires_at: client.secret_expires_at,
             registration_access_token: rat,
+            organization_id: client.organization_id,
+            status: client.status,
             metadata,
         })
     }
@@ -349,12 +445,26 @@ impl Registrar {
         }
     }
 
-    /// Admin: an initial access token for an organization, shown once.
+    /// Admin: an initial access token for an organization, bound to a
+    /// policy profile (the default one when `None`) and optionally limited
+    /// to `max_uses` registrations; shown once.
     pub async fn issue_initial_access_token(
         &self,
         organization: &str,
         lifetime_secs: i64,
+        profile: Option<&str>,
+        max_uses: Option<i64>,
     ) -> Result<(InitialAccessToken, Secret), Error> {
+        let profile = profile.unwrap_or(&self.policy.default_profile);
+        if self.policy.profile(profile).is_none() {
+            return Err(ProtocolError::invalid_request(format!(
+                "profile: {profile:?} is not a defined policy profile"
+            ))
+            .into());
+        }
+        if max_uses.is_some_and(|n| n < 1) {
+            return Err(ProtocolError::invalid_request("max_uses: must be at least 1").into());
+        }
         let org: Organization = self
             .store
             .organization_by_name(organization)
@@ -375,6 +485,9 @@ impl Registrar {
             created_at: now,
             expires_at: Some(now + lifetime_secs),
             revoked: false,
+            profile: profile.to_owned(),
+            max_uses,
+            uses: 0,
         };
         self.store
             .insert_initial_access_token(token.clone())
@@ -388,5 +501,11 @@ impl Registrar {
             .store
             .admin_token_exists(&self.hasher.hash(Credential::AdminToken, presented))
             .await?)
+    }
+}
+
+fn log_substitutions(substitutions: &[String]) {
+    if !substitutions.is_empty() {
+        tracing::info!(substitutions = %substitutions.join("; "), "policy substituted requested values");
     }
 }

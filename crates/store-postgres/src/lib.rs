@@ -116,6 +116,9 @@ fn initial_access_token_from_row(row: &PgRow) -> Result<InitialAccessToken> {
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
         revoked: row.try_get("revoked").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        max_uses: row.try_get("max_uses").map_err(db_err)?,
+        uses: row.try_get("uses").map_err(db_err)?,
     })
 }
 
@@ -138,6 +141,14 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
         registration_token_hash: hash_of(row, "registration_token_hash")?,
         issued_at: row.try_get("issued_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        policy_version: row.try_get("policy_version").map_err(db_err)?,
+        status: {
+            let text: String = row.try_get("status").map_err(db_err)?;
+            ClientStatus::parse(&text)
+                .ok_or_else(|| Error::Corrupt(format!("unknown client status {text:?}")))?
+        },
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
     })
 }
 
@@ -155,8 +166,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
     sqlx::query(
-        "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked, \
+         profile, max_uses, uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&t.id)
     .bind(&t.organization_id)
@@ -164,6 +175,9 @@ where
     .bind(t.created_at)
     .bind(t.expires_at)
     .bind(t.revoked)
+    .bind(&t.profile)
+    .bind(t.max_uses)
+    .bind(t.uses)
     .execute(executor)
     .await
     .map_err(db_err)?;
@@ -245,7 +259,7 @@ impl Store for PostgresStore {
     ) -> Result<Option<InitialAccessToken>> {
         let row = sqlx::query(
             "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
-             FROM initial_access_tokens WHERE token_hash = $1",
+             , profile, max_uses, uses FROM initial_access_tokens WHERE token_hash = $1",
         )
         .bind(&hash[..])
         .fetch_optional(&self.pool)
@@ -254,11 +268,28 @@ impl Store for PostgresStore {
         row.as_ref().map(initial_access_token_from_row).transpose()
     }
 
-    async fn insert_client(&self, client: ClientRecord) -> Result<()> {
+    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Count the use first, in the same transaction: the row lock makes
+        // concurrent registrations on one token queue here, and a token at
+        // its limit stores nothing.
+        if let Some(iat) = &client.initial_access_token_id {
+            let counted = sqlx::query(
+                "UPDATE initial_access_tokens SET uses = uses + 1 \
+                 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)",
+            )
+            .bind(iat)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if counted.rows_affected() == 0 {
+                return Ok(Inserted::CredentialExhausted);
+            }
+        }
         sqlx::query(
             "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-             secret_expires_at, registration_token_hash, issued_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&client.client_id)
         .bind(&client.organization_id)
@@ -269,17 +300,32 @@ impl Store for PostgresStore {
         .bind(&client.registration_token_hash[..])
         .bind(client.issued_at)
         .bind(client.updated_at)
-        .execute(&self.pool)
+        .bind(&client.profile)
+        .bind(&client.policy_version)
+        .bind(client.status.as_str())
+        .bind(client.expires_at)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        tx.commit().await.map_err(db_err)?;
+        Ok(Inserted::Stored)
+    }
+
+    async fn organization_client_count(&self, organization_id: &str) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE organization_id = $1")
+                .bind(organization_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(count.max(0) as u64)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         let row = sqlx::query(
             "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-             secret_expires_at, registration_token_hash, issued_at, updated_at \
-             FROM clients WHERE client_id = $1",
+             secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
+             status, expires_at FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)
@@ -299,7 +345,8 @@ impl Store for PostgresStore {
     async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
         let updated = sqlx::query(
             "UPDATE clients SET metadata = $1, secret_hash = $2, secret_expires_at = $3, \
-             registration_token_hash = $4, updated_at = $5 WHERE client_id = $6 AND registration_token_hash = $7",
+             registration_token_hash = $4, updated_at = $5, policy_version = $8 \
+             WHERE client_id = $6 AND registration_token_hash = $7",
         )
         .bind(update.metadata.to_string())
         .bind(update.secret_hash.as_ref().map(|h| &h[..]))
@@ -308,6 +355,7 @@ impl Store for PostgresStore {
         .bind(update.updated_at)
         .bind(&update.client_id)
         .bind(&update.expected_registration_token_hash[..])
+        .bind(&update.policy_version)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

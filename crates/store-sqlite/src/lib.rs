@@ -170,7 +170,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<InitialAccessToken>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
+                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
                  FROM initial_access_tokens WHERE token_hash = ?1",
             )?
             .query_row([&hash[..]], rows::initial_access_token)
@@ -178,19 +178,32 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn insert_client(&self, client: ClientRecord) -> Result<()> {
-        self.writer
+    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted> {
+        let stored = self
+            .writer
             .submit(WriteOp::InsertClient(Box::new(client)))
-            .await
-            .map(drop)
+            .await?;
+        Ok(if stored {
+            Inserted::Stored
+        } else {
+            Inserted::CredentialExhausted
+        })
+    }
+
+    async fn organization_client_count(&self, organization_id: &str) -> Result<u64> {
+        self.read(|c| {
+            c.prepare_cached("SELECT COUNT(*) FROM clients WHERE organization_id = ?1")?
+                .query_row([organization_id], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| n.max(0) as u64)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-                 secret_expires_at, registration_token_hash, issued_at, updated_at \
-                 FROM clients WHERE client_id = ?1",
+                 secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
+                 status, expires_at FROM clients WHERE client_id = ?1",
             )?
             .query_row([client_id], rows::client)
             .optional()

@@ -6,7 +6,10 @@ use charter_store::{Error, Result};
 use rusqlite::Connection;
 
 /// Migrations in order; the schema version is the index of the last applied plus one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_governance.sql"),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     let fail = |e: rusqlite::Error| Error::Migration(e.to_string());

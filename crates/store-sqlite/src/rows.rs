@@ -1,7 +1,7 @@
 //! Decoding rows into records. Hash columns must be exactly 32 bytes;
 //! anything else is reported as a conversion failure, never truncated.
 
-use charter_store::{ClientRecord, InitialAccessToken, TokenHash};
+use charter_store::{ClientRecord, ClientStatus, InitialAccessToken, TokenHash};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::Row;
 
@@ -29,6 +29,9 @@ pub(crate) fn initial_access_token(r: &Row<'_>) -> rusqlite::Result<InitialAcces
         created_at: r.get(3)?,
         expires_at: r.get(4)?,
         revoked: r.get(5)?,
+        profile: r.get(6)?,
+        max_uses: r.get(7)?,
+        uses: r.get(8)?,
     })
 }
 
@@ -45,5 +48,18 @@ pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
         registration_token_hash: r.get::<_, Hash>(6)?.0,
         issued_at: r.get(7)?,
         updated_at: r.get(8)?,
+        profile: r.get(9)?,
+        policy_version: r.get(10)?,
+        status: {
+            let text: String = r.get(11)?;
+            ClientStatus::parse(&text).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    11,
+                    Type::Text,
+                    format!("unknown client status {text:?}").into(),
+                )
+            })?
+        },
+        expires_at: r.get(12)?,
     })
 }

@@ -240,9 +240,22 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
         }
         WriteOp::InsertInitialAccessToken(t) => insert_iat(conn, t).map(|_| true),
         WriteOp::InsertClient(c) => {
+            // Count the use first: if the token is exhausted nothing is stored.
+            if let Some(iat) = &c.initial_access_token_id {
+                let counted = conn
+                    .prepare_cached(
+                        "UPDATE initial_access_tokens SET uses = uses + 1 \
+                         WHERE id = ?1 AND (max_uses IS NULL OR uses < max_uses)",
+                    )?
+                    .execute([iat])?;
+                if counted == 0 {
+                    return Ok(false);
+                }
+            }
             conn.prepare_cached(
                 "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-                 secret_expires_at, registration_token_hash, issued_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
+                 expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 c.client_id,
@@ -254,6 +267,10 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                 &c.registration_token_hash[..],
                 c.issued_at,
                 c.updated_at,
+                c.profile,
+                c.policy_version,
+                c.status.as_str(),
+                c.expires_at,
             ])?;
             Ok(true)
         }
@@ -261,7 +278,8 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
             let updated = conn
                 .prepare_cached(
                     "UPDATE clients SET metadata = ?1, secret_hash = ?2, secret_expires_at = ?3, \
-                     registration_token_hash = ?4, updated_at = ?5 WHERE client_id = ?6 AND registration_token_hash = ?7",
+                     registration_token_hash = ?4, updated_at = ?5, policy_version = ?8 \
+                     WHERE client_id = ?6 AND registration_token_hash = ?7",
                 )?
                 .execute(params![
                     u.metadata.to_string(),
@@ -271,6 +289,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                     u.updated_at,
                     u.client_id,
                     &u.expected_registration_token_hash[..],
+                    u.policy_version,
                 ])?;
             Ok(updated == 1)
         }
@@ -297,8 +316,18 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
 
 fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked, \
+         profile, max_uses, uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![t.id, t.organization_id, &t.token_hash[..], t.created_at, t.expires_at, t.revoked])
+    .execute(params![
+        t.id,
+        t.organization_id,
+        &t.token_hash[..],
+        t.created_at,
+        t.expires_at,
+        t.revoked,
+        t.profile,
+        t.max_uses,
+        t.uses
+    ])
 }

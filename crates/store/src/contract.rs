@@ -26,6 +26,24 @@ fn client(id: &str, org_id: &str, rat: u8) -> ClientRecord {
         registration_token_hash: hash(rat),
         issued_at: 1_700_000_001,
         updated_at: 1_700_000_001,
+        profile: "default".into(),
+        policy_version: "v1".into(),
+        status: ClientStatus::Active,
+        expires_at: Some(1_900_000_000),
+    }
+}
+
+fn iat(id: &str, org_id: &str, hash_byte: u8, max_uses: Option<i64>) -> InitialAccessToken {
+    InitialAccessToken {
+        id: id.into(),
+        organization_id: org_id.into(),
+        token_hash: hash(hash_byte),
+        created_at: 5,
+        expires_at: Some(99),
+        revoked: false,
+        profile: "default".into(),
+        max_uses,
+        uses: 0,
     }
 }
 
@@ -36,6 +54,7 @@ pub async fn run(store: &dyn Store) {
     initial_access_tokens(store).await;
     clients(store).await;
     concurrent_inserts_are_all_durable(store).await;
+    initial_access_token_uses_are_counted_atomically(store).await;
     signing_keys(store).await;
 }
 
@@ -48,12 +67,8 @@ async fn bootstrap_once(store: &dyn Store) {
         },
         admin_token_hash: hash(1),
         initial_access_token: InitialAccessToken {
-            id: "iat-1".into(),
-            organization_id: "org-default".into(),
-            token_hash: hash(2),
-            created_at: 1,
             expires_at: None,
-            revoked: false,
+            ..iat("iat-1", "org-default", 2, None)
         },
     };
     assert!(
@@ -105,14 +120,7 @@ async fn organizations(store: &dyn Store) {
 }
 
 async fn initial_access_tokens(store: &dyn Store) {
-    let token = InitialAccessToken {
-        id: "iat-2".into(),
-        organization_id: "o1".into(),
-        token_hash: hash(20),
-        created_at: 5,
-        expires_at: Some(99),
-        revoked: false,
-    };
+    let token = iat("iat-2", "o1", 20, None);
     store
         .insert_initial_access_token(token.clone())
         .await
@@ -121,14 +129,7 @@ async fn initial_access_tokens(store: &dyn Store) {
         store.initial_access_token_by_hash(&hash(20)).await.unwrap(),
         Some(token)
     );
-    let orphan = InitialAccessToken {
-        id: "iat-3".into(),
-        organization_id: "nope".into(),
-        token_hash: hash(21),
-        created_at: 5,
-        expires_at: None,
-        revoked: false,
-    };
+    let orphan = iat("iat-3", "nope", 21, None);
     assert!(
         store.insert_initial_access_token(orphan).await.is_err(),
         "IAT needs an existing organization"
@@ -166,6 +167,7 @@ async fn clients(store: &dyn Store) {
         secret_expires_at: None,
         registration_token_hash: hash(32),
         updated_at: 1_700_000_100,
+        policy_version: "v2".into(),
     };
     assert!(store.update_client(update.clone()).await.unwrap());
     // The old registration access token no longer matches: a replayed update fails.
@@ -178,6 +180,8 @@ async fn clients(store: &dyn Store) {
     assert_eq!(stored.secret_hash, None);
     assert_eq!(stored.registration_token_hash, hash(32));
     assert_eq!(stored.issued_at, c.issued_at);
+    assert_eq!(stored.policy_version, "v2");
+    assert_eq!(stored.profile, "default");
 
     assert!(
         !store.delete_client("c1", &hash(30)).await.unwrap(),
@@ -207,7 +211,55 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
         store.insert_client(client("mixed-ok", "o1", 41)),
     ];
     let results = futures_join_all(mixed).await;
-    assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+    assert!(
+        results[0].is_err() && matches!(results[1], Ok(Inserted::Stored)),
+        "{results:?}"
+    );
+}
+
+async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
+    store
+        .insert_initial_access_token(iat("iat-limited", "o1", 50, Some(5)))
+        .await
+        .unwrap();
+    let attempts = (0..12).map(|i| {
+        let mut c = client(&format!("limited-{i}"), "o1", 51);
+        c.initial_access_token_id = Some("iat-limited".into());
+        store.insert_client(c)
+    });
+    let results = futures_join_all(attempts).await;
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Inserted::Stored)))
+        .count();
+    let exhausted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Inserted::CredentialExhausted)))
+        .count();
+    assert_eq!((stored, exhausted), (5, 7), "{results:?}");
+    let token = store
+        .initial_access_token_by_hash(&hash(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.uses, 5);
+    let before = store.organization_client_count("o1").await.unwrap();
+    assert!(before >= 5);
+    // A pending client is stored with its status.
+    let mut pending = client("pending-1", "o1", 52);
+    pending.status = ClientStatus::Pending;
+    assert_eq!(
+        store.insert_client(pending).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(
+        store.client("pending-1").await.unwrap().unwrap().status,
+        ClientStatus::Pending
+    );
+    assert_eq!(
+        store.organization_client_count("o1").await.unwrap(),
+        before + 1
+    );
 }
 
 async fn signing_keys(store: &dyn Store) {

@@ -33,6 +33,38 @@ pub struct InitialAccessToken {
     /// `None` means the token does not expire.
     pub expires_at: Option<UnixTime>,
     pub revoked: bool,
+    /// The policy profile its registrations are decided under.
+    pub profile: String,
+    /// Most registrations it may make; `None` for no limit.
+    pub max_uses: Option<i64>,
+    /// Registrations made so far, counted in the transaction that stores each client.
+    pub uses: i64,
+}
+
+/// Where a client stands in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    /// Usable.
+    Active,
+    /// Registered, waiting for an administrator's approval; not usable.
+    Pending,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Active => "active",
+            ClientStatus::Pending => "pending",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(ClientStatus::Active),
+            "pending" => Some(ClientStatus::Pending),
+            _ => None,
+        }
+    }
 }
 
 /// A registered client. `metadata` is the validated metadata as JSON
@@ -51,6 +83,21 @@ pub struct ClientRecord {
     pub registration_token_hash: TokenHash,
     pub issued_at: UnixTime,
     pub updated_at: UnixTime,
+    /// The policy profile and version that admitted the client.
+    pub profile: String,
+    pub policy_version: String,
+    pub status: ClientStatus,
+    /// When the client's registration ends; `None` only for records from
+    /// before governance existed.
+    pub expires_at: Option<UnixTime>,
+}
+
+/// The outcome of storing a new client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Stored,
+    /// The initial access token had no registrations left; nothing was stored.
+    CredentialExhausted,
 }
 
 /// A full replacement of a client's metadata (RFC 7592 §2.2), applied only
@@ -64,6 +111,7 @@ pub struct ClientUpdate {
     pub secret_expires_at: Option<UnixTime>,
     pub registration_token_hash: TokenHash,
     pub updated_at: UnixTime,
+    pub policy_version: String,
 }
 
 /// A server signing key; `private_pkcs8` is the DER private key.
@@ -135,8 +183,13 @@ pub trait Store: Send + Sync + Describe + 'static {
         hash: &TokenHash,
     ) -> Result<Option<InitialAccessToken>>;
 
-    /// Stores a new client. The write is durable when this returns.
-    async fn insert_client(&self, client: ClientRecord) -> Result<()>;
+    /// Stores a new client and, in the same transaction, counts one use of
+    /// its initial access token, refusing when the token's `max_uses` is
+    /// reached (so concurrent registrations never over-use it). The write is
+    /// durable when this returns.
+    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted>;
+    /// Clients of an organization (for quotas).
+    async fn organization_client_count(&self, organization_id: &str) -> Result<u64>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     /// How many clients exist (reports, and tests that prove a refused
     /// request stored nothing).

@@ -260,6 +260,9 @@ impl TestServer {
                 created_at: charter_service::now(),
                 expires_at,
                 revoked,
+                profile: "default".into(),
+                max_uses: None,
+                uses: 0,
             })
             .await
             .expect("insert IAT");
