@@ -89,6 +89,8 @@ impl ClientInformation {
             "registration_client_uri".into(),
             self.registration_client_uri.clone().into(),
         );
+        body.insert("organization_id".into(), self.organization_id.clone().into());
+        body.insert("status".into(), self.status.as_str().into());
         if let Ok(Value::Object(metadata)) = serde_json::to_value(&self.metadata) {
             body.extend(metadata);
         }

@@ -219,6 +219,22 @@ impl TestServer {
         response.json().await.expect("JSON body")
     }
 
+    /// Mints an initial access token through the admin API.
+    pub async fn mint_iat(&self, body: &Value) -> String {
+        let response = self
+            .http
+            .post(self.url("/admin/organizations/default/initial-access-tokens"))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("admin request");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 201, "minting an IAT failed: {answer}");
+        answer["initial_access_token"].as_str().expect("token").to_owned()
+    }
+
     pub async fn client_count(&self) -> u64 {
         self.store().client_count().await.expect("count clients")
     }
@@ -281,9 +297,24 @@ where
     }
 }
 
-/// Declares one test per backend for an `async fn(TestServer) -> TestServer`.
+/// Declares one test per backend for an `async fn(TestServer) -> TestServer`;
+/// `options = EXPR;` first gives the server options other than the default.
 #[macro_export]
 macro_rules! on_both_backends {
+    (options = $options:expr; $($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn sqlite() {
+                    $crate::run($crate::Backend::Sqlite, $options, super::$case).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    $crate::run($crate::Backend::Postgres, $options, super::$case).await;
+                }
+            }
+        )+
+    };
     ($($case:ident),+ $(,)?) => {
         $(
             mod $case {

@@ -3,6 +3,7 @@
 
 mod black_box;
 mod discovery;
+mod governance;
 mod input;
 mod management;
 mod registration;

@@ -1,0 +1,188 @@
+//! Governance on the registration path: policy profiles decide, initial
+//! access tokens are counted atomically, clients cannot claim their
+//! organization or status.
+
+use charter_testkit::{json, on_both_backends, Options, TestServer};
+use serde_json::Value;
+
+fn governed() -> Options {
+    Options {
+        extra_toml: r#"
+[policy]
+version = "2026-11-23.1"
+default_profile = "open"
+
+[policy.profiles.open]
+
+[policy.profiles.agents]
+grant_types = ["client_credentials"]
+token_endpoint_auth_methods = ["client_secret_basic", "private_key_jwt"]
+scopes = ["read", "write", "deploy"]
+default_scope = "read"
+required_fields = ["contacts"]
+approval = "when_scopes_outside"
+approval_scopes = ["read", "write"]
+max_clients_per_organization = 3
+client_lifetime = "30d"
+secret_lifetime = "7d"
+
+[policy.profiles.web]
+redirect_uris = ["https://app.example.com/cb", "https://*.tenants.example.com/oauth/"]
+loopback_redirect_uris = false
+"#
+        .into(),
+        ..Default::default()
+    }
+}
+
+async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
+    let response = server.register_with(Some(iat), &body).await;
+    assert_eq!(response.status(), 400, "{body}");
+    response.json().await.unwrap()
+}
+
+// Every violated rule of the profile is listed; nothing is stored.
+async fn profile_refusals_list_every_rule(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let answer = refusal(&server, &iat, json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"})).await;
+    assert_eq!(answer["error"], "invalid_client_metadata");
+    let description = answer["error_description"].as_str().unwrap();
+    for rule in ["contacts: required", "authorization_code", "'admin' is not allowed"] {
+        assert!(description.contains(rule), "{rule} missing from {description}");
+    }
+    let web = server.mint_iat(&json!({"profile": "web"})).await;
+    let answer = refusal(&server, &web, json!({"redirect_uris": ["https://evil.example/cb"]})).await;
+    assert_eq!(answer["error"], "invalid_redirect_uri");
+    let answer = refusal(&server, &web, json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(answer["error"], "invalid_redirect_uri");
+    let ok = server.register_with(Some(&web), &json!({"redirect_uris": ["https://t1.tenants.example.com/oauth/cb"]})).await;
+    assert_eq!(ok.status(), 201);
+    assert_eq!(server.client_count().await, 1);
+    server
+}
+
+// Substitution echoed, lifetimes from the profile, read-only members.
+async fn admitted_with_substitution(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let client = server
+        .register_with(
+            Some(&iat),
+            &json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"],
+                    "status": "suspended", "organization_id": "org_someone_else"}),
+        )
+        .await;
+    assert_eq!(client.status(), 201);
+    let client: Value = client.json().await.unwrap();
+    assert_eq!(client["scope"], "read", "the profile's default scope is substituted and echoed");
+    assert_eq!(client["status"], "active", "a client cannot set its status");
+    assert_ne!(client["organization_id"], "org_someone_else", "nor its organization");
+    assert!(client["organization_id"].as_str().unwrap().starts_with("org_"));
+    let secret_lifetime = client["client_secret_expires_at"].as_i64().unwrap() - client["client_id_issued_at"].as_i64().unwrap();
+    assert_eq!(secret_lifetime, 7 * 86_400, "secret lifetime from the profile");
+    server
+}
+
+// Pending approval is a state the client can see with GET.
+async fn pending_is_visible(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let client = server
+        .register_with(Some(&iat), &json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "read deploy"}))
+        .await;
+    assert_eq!(client.status(), 201);
+    let client: Value = client.json().await.unwrap();
+    assert_eq!(client["status"], "pending");
+    let read: Value = server
+        .http
+        .get(client["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(client["registration_access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"], "pending");
+    server
+}
+
+// An update cannot take a client outside its profile (RFC 7592 PUT under policy).
+async fn update_stays_inside_profile(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "read"});
+    let client = server.register_with(Some(&iat), &body).await.json::<Value>().await.unwrap();
+    let uri = client["registration_client_uri"].as_str().unwrap();
+    let rat = client["registration_access_token"].as_str().unwrap();
+    for (change, fragment) in [
+        (json!({"scope": "read admin"}), "not allowed"),
+        (json!({"scope": "read deploy"}), "approval"),
+        (json!({"contacts": null}), "contacts: required"),
+    ] {
+        let mut update = body.clone();
+        update["client_id"] = client["client_id"].clone();
+        update.as_object_mut().unwrap().extend(change.as_object().unwrap().clone());
+        let response = server.http.put(uri).bearer_auth(rat).json(&update).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{update}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(answer["error_description"].as_str().unwrap().contains(fragment), "{answer}");
+    }
+    server
+}
+
+// The organization quota of the profile.
+async fn quota(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"]});
+    for _ in 0..3 {
+        assert_eq!(server.register_with(Some(&iat), &body).await.status(), 201);
+    }
+    let answer = refusal(&server, &iat, body).await;
+    assert!(answer["error_description"].as_str().unwrap().contains("has 3 clients"), "{answer}");
+    server
+}
+
+// N parallel registrations with an IAT allowing N-k: exactly N-k succeed.
+async fn max_uses_under_concurrency(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"max_uses": 7})).await;
+    let body = json!({"grant_types": ["client_credentials"]});
+    let attempts: Vec<_> = (0..16).map(|_| server.register_with(Some(&iat), &body)).collect();
+    let mut statuses = Vec::new();
+    for response in join_all(attempts).await {
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 7, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 9, "{statuses:?}");
+    assert_eq!(server.client_count().await, 7);
+    server
+}
+
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (slot, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(f) = slot {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *out = Some(v);
+                    *slot = None;
+                }
+            }
+        }
+        if pending.iter().all(Option::is_none) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+on_both_backends!(
+    options = super::governed();
+    profile_refusals_list_every_rule,
+    admitted_with_substitution,
+    pending_is_visible,
+    update_stays_inside_profile,
+    quota,
+    max_uses_under_concurrency,
+);
