@@ -27,6 +27,101 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Registration policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file (its top level is the [policy] table) and
+    /// print every problem by key.
+    Lint { file: PathBuf },
+    /// Dry-run the registration policy for a request body: prints the
+    /// decision (admit, pending or refuse) and its reasons, creates nothing.
+    /// Exits 0 when admitted or pending, 1 when refused.
+    Check {
+        /// The profile to decide under (default: the policy's default profile).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Configuration file holding the [policy] table.
+        #[arg(long, env = "CHARTER_CONFIG")]
+        config: Option<PathBuf>,
+        /// A JSON file with the registration request body.
+        request: PathBuf,
+    },
+}
+
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Lint { file } => {
+            let defaults = (
+                std::time::Duration::from_secs(365 * 86_400),
+                std::time::Duration::from_secs(90 * 86_400),
+            );
+            match charter_policy::load_policy_file(&file, defaults) {
+                Ok(policy) => {
+                    println!(
+                        "{}: valid (version {:?}, profiles: {})",
+                        file.display(),
+                        policy.version,
+                        policy
+                            .profiles
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => {
+                    eprintln!("invalid policy:\n  - {}", problems.join("\n  - "));
+                    ExitCode::from(2)
+                }
+            }
+        }
+        PolicyCommand::Check {
+            profile,
+            config,
+            request,
+        } => {
+            let raw = match &config {
+                Some(path) => RawConfig::load(path),
+                None => Ok(RawConfig::default()),
+            };
+            let config = match raw.and_then(RawConfig::validate) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let body = match std::fs::read_to_string(&request)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(body) => body,
+                Err(e) => {
+                    eprintln!("{}: not a JSON object: {e}", request.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let profile = profile.unwrap_or_else(|| config.policy.default_profile.clone());
+            let decision =
+                charter_service::policy_check(&config.policy, &profile, &body, Default::default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&decision).unwrap_or_default()
+            );
+            if decision["decision"] == "refuse" {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -89,6 +184,7 @@ fn main() -> ExitCode {
         .with_writer(log_writer)
         .init();
     match Cli::parse().command {
+        Command::Policy(command) => policy_command(command),
         Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate)
         {
             Ok(_) => {

@@ -1,6 +1,6 @@
 //! Endpoint handlers: extract, call one service function, map the result.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -125,6 +125,32 @@ pub async fn issue_initial_access_token(
         "max_uses": record.max_uses,
     });
     Ok((StatusCode::CREATED, no_store_headers(), Json(body)).into_response())
+}
+
+/// Admin: dry-run the registration policy for a request body. The query
+/// names the profile (default: the policy's default) and organization
+/// (default: `default`); nothing is created.
+pub async fn check_policy(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Query(query): Query<PolicyCheckQuery>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let profile = query
+        .profile
+        .unwrap_or_else(|| state.registrar.policy().default_profile.clone());
+    let organization = query.organization.unwrap_or_else(|| "default".into());
+    let decision = state
+        .registrar
+        .check_policy(&organization, &profile, &body)
+        .await?;
+    Ok(Json(decision).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct PolicyCheckQuery {
+    profile: Option<String>,
+    organization: Option<String>,
 }
 
 pub async fn not_found() -> Response {

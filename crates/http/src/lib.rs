@@ -75,10 +75,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(handlers::delete_client),
         )
         .layer(cors.clone());
-    let admin = Router::new().route(
-        "/admin/organizations/{organization}/initial-access-tokens",
-        post(handlers::issue_initial_access_token),
-    );
+    let admin = Router::new()
+        .route(
+            "/admin/organizations/{organization}/initial-access-tokens",
+            post(handlers::issue_initial_access_token),
+        )
+        .route("/admin/policy/check", post(handlers::check_policy));
     let under_issuer = public.merge(admin);
 
     let mut app = Router::new().route(

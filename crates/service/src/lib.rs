@@ -10,12 +10,14 @@ mod bootstrap;
 pub mod credentials;
 mod error;
 mod keys;
+mod policy_check;
 mod registration;
 
 pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
 pub use keys::KeySet;
+pub use policy_check::policy_check;
 pub use registration::{
     AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant, BAD_RAT,
 };

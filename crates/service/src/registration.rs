@@ -89,7 +89,10 @@ impl ClientInformation {
             "registration_client_uri".into(),
             self.registration_client_uri.clone().into(),
         );
-        body.insert("organization_id".into(), self.organization_id.clone().into());
+        body.insert(
+            "organization_id".into(),
+            self.organization_id.clone().into(),
+        );
         body.insert("status".into(), self.status.as_str().into());
         if let Ok(Value::Object(metadata)) = serde_json::to_value(&self.metadata) {
             body.extend(metadata);
@@ -495,6 +498,30 @@ impl Registrar {
             .insert_initial_access_token(token.clone())
             .await?;
         Ok((token, secret))
+    }
+
+    /// Admin dry run: the decision a registration of `body` under `profile`
+    /// in `organization` would get now, creating nothing.
+    pub async fn check_policy(
+        &self,
+        organization: &str,
+        profile: &str,
+        body: &Map<String, Value>,
+    ) -> Result<Value, Error> {
+        let org = self
+            .store
+            .organization_by_name(organization)
+            .await?
+            .ok_or_else(|| {
+                ProtocolError::invalid_request(format!(
+                    "organization: {organization:?} does not exist"
+                ))
+            })?;
+        let state = PolicyState {
+            organization_client_count: self.store.organization_client_count(&org.id).await?,
+            is_update: false,
+        };
+        Ok(crate::policy_check(&self.policy, profile, body, state))
     }
 
     /// Whether `presented` is an admin token.

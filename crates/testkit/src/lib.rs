@@ -232,7 +232,10 @@ impl TestServer {
         let status = response.status();
         let answer: Value = response.json().await.expect("JSON body");
         assert_eq!(status, 201, "minting an IAT failed: {answer}");
-        answer["initial_access_token"].as_str().expect("token").to_owned()
+        answer["initial_access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub async fn client_count(&self) -> u64 {

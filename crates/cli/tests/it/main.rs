@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod env;
+mod policy;
 mod support;
 mod tls;
 mod zero_config;

@@ -44,18 +44,45 @@ async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
 // Every violated rule of the profile is listed; nothing is stored.
 async fn profile_refusals_list_every_rule(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"profile": "agents"})).await;
-    let answer = refusal(&server, &iat, json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"})).await;
+    let answer = refusal(
+        &server,
+        &iat,
+        json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"}),
+    )
+    .await;
     assert_eq!(answer["error"], "invalid_client_metadata");
     let description = answer["error_description"].as_str().unwrap();
-    for rule in ["contacts: required", "authorization_code", "'admin' is not allowed"] {
-        assert!(description.contains(rule), "{rule} missing from {description}");
+    for rule in [
+        "contacts: required",
+        "authorization_code",
+        "'admin' is not allowed",
+    ] {
+        assert!(
+            description.contains(rule),
+            "{rule} missing from {description}"
+        );
     }
     let web = server.mint_iat(&json!({"profile": "web"})).await;
-    let answer = refusal(&server, &web, json!({"redirect_uris": ["https://evil.example/cb"]})).await;
+    let answer = refusal(
+        &server,
+        &web,
+        json!({"redirect_uris": ["https://evil.example/cb"]}),
+    )
+    .await;
     assert_eq!(answer["error"], "invalid_redirect_uri");
-    let answer = refusal(&server, &web, json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).await;
+    let answer = refusal(
+        &server,
+        &web,
+        json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
     assert_eq!(answer["error"], "invalid_redirect_uri");
-    let ok = server.register_with(Some(&web), &json!({"redirect_uris": ["https://t1.tenants.example.com/oauth/cb"]})).await;
+    let ok = server
+        .register_with(
+            Some(&web),
+            &json!({"redirect_uris": ["https://t1.tenants.example.com/oauth/cb"]}),
+        )
+        .await;
     assert_eq!(ok.status(), 201);
     assert_eq!(server.client_count().await, 1);
     server
@@ -73,12 +100,26 @@ async fn admitted_with_substitution(server: TestServer) -> TestServer {
         .await;
     assert_eq!(client.status(), 201);
     let client: Value = client.json().await.unwrap();
-    assert_eq!(client["scope"], "read", "the profile's default scope is substituted and echoed");
+    assert_eq!(
+        client["scope"], "read",
+        "the profile's default scope is substituted and echoed"
+    );
     assert_eq!(client["status"], "active", "a client cannot set its status");
-    assert_ne!(client["organization_id"], "org_someone_else", "nor its organization");
-    assert!(client["organization_id"].as_str().unwrap().starts_with("org_"));
-    let secret_lifetime = client["client_secret_expires_at"].as_i64().unwrap() - client["client_id_issued_at"].as_i64().unwrap();
-    assert_eq!(secret_lifetime, 7 * 86_400, "secret lifetime from the profile");
+    assert_ne!(
+        client["organization_id"], "org_someone_else",
+        "nor its organization"
+    );
+    assert!(client["organization_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("org_"));
+    let secret_lifetime = client["client_secret_expires_at"].as_i64().unwrap()
+        - client["client_id_issued_at"].as_i64().unwrap();
+    assert_eq!(
+        secret_lifetime,
+        7 * 86_400,
+        "secret lifetime from the profile"
+    );
     server
 }
 
@@ -109,7 +150,12 @@ async fn pending_is_visible(server: TestServer) -> TestServer {
 async fn update_stays_inside_profile(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"profile": "agents"})).await;
     let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "read"});
-    let client = server.register_with(Some(&iat), &body).await.json::<Value>().await.unwrap();
+    let client = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     let uri = client["registration_client_uri"].as_str().unwrap();
     let rat = client["registration_access_token"].as_str().unwrap();
     for (change, fragment) in [
@@ -119,11 +165,27 @@ async fn update_stays_inside_profile(server: TestServer) -> TestServer {
     ] {
         let mut update = body.clone();
         update["client_id"] = client["client_id"].clone();
-        update.as_object_mut().unwrap().extend(change.as_object().unwrap().clone());
-        let response = server.http.put(uri).bearer_auth(rat).json(&update).send().await.unwrap();
+        update
+            .as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        let response = server
+            .http
+            .put(uri)
+            .bearer_auth(rat)
+            .json(&update)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 400, "{update}");
         let answer: Value = response.json().await.unwrap();
-        assert!(answer["error_description"].as_str().unwrap().contains(fragment), "{answer}");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(fragment),
+            "{answer}"
+        );
     }
     server
 }
@@ -136,7 +198,13 @@ async fn quota(server: TestServer) -> TestServer {
         assert_eq!(server.register_with(Some(&iat), &body).await.status(), 201);
     }
     let answer = refusal(&server, &iat, body).await;
-    assert!(answer["error_description"].as_str().unwrap().contains("has 3 clients"), "{answer}");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("has 3 clients"),
+        "{answer}"
+    );
     server
 }
 
@@ -144,14 +212,67 @@ async fn quota(server: TestServer) -> TestServer {
 async fn max_uses_under_concurrency(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"max_uses": 7})).await;
     let body = json!({"grant_types": ["client_credentials"]});
-    let attempts: Vec<_> = (0..16).map(|_| server.register_with(Some(&iat), &body)).collect();
+    let attempts: Vec<_> = (0..16)
+        .map(|_| server.register_with(Some(&iat), &body))
+        .collect();
     let mut statuses = Vec::new();
     for response in join_all(attempts).await {
         statuses.push(response.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 7, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 9, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        9,
+        "{statuses:?}"
+    );
     assert_eq!(server.client_count().await, 7);
+    server
+}
+
+// The admin dry run decides without creating anything.
+async fn admin_dry_run(server: TestServer) -> TestServer {
+    let check = |profile: &str, body: Value| {
+        server
+            .http
+            .post(server.url(&format!("/admin/policy/check?profile={profile}")))
+            .bearer_auth(&server.admin_token)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = check("agents", json!({"grant_types": ["client_credentials"], "contacts": ["a@b.example"], "scope": "deploy"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["decision"], "pending", "{answer}");
+    assert_eq!(answer["policy_version"], "2026-11-23.1");
+    let answer: Value = check("agents", json!({"grant_types": ["client_credentials"]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["decision"], "refuse");
+    assert!(answer["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("contacts")));
+    let response = server
+        .http
+        .post(server.url("/admin/policy/check"))
+        .bearer_auth(&server.iat)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "an IAT is not an admin token");
+    assert_eq!(server.client_count().await, 0);
     server
 }
 
@@ -185,4 +306,5 @@ on_both_backends!(
     update_stays_inside_profile,
     quota,
     max_uses_under_concurrency,
+    admin_dry_run,
 );
