@@ -128,7 +128,8 @@ fn hash_key(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-async fn open_store(storage: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
+/// Opens the configured storage backend (applying migrations).
+pub async fn open_store(storage: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
     Ok(match storage {
         StorageConfig::Sqlite { url } => {
             Arc::new(charter_store_sqlite::SqliteStore::open(url).await?)
@@ -216,11 +217,14 @@ pub async fn start_with_store(
                 }
             })?;
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = on_shutdown.await;
-                    })
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = on_shutdown.await;
+                })
+                .await
             })
         }
         Some(tls) => {
@@ -245,7 +249,7 @@ pub async fn start_with_store(
             tokio::spawn(async move {
                 axum_server::from_tcp_rustls(listener, tls_config)
                     .handle(handle)
-                    .serve(app.into_make_service())
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                     .await
             })
         }

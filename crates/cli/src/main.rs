@@ -30,6 +30,100 @@ enum Command {
     /// Registration policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The tamper-evident audit log, read from the configured database.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every hash link; names the first broken entry. Exits 1 if broken.
+    Verify {
+        #[arg(long, env = "CHARTER_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "CHARTER_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Write every entry as JSON lines to standard output.
+    Export {
+        #[arg(long, env = "CHARTER_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "CHARTER_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+async fn audit_command(command: AuditCommand) -> ExitCode {
+    let (config, database_url, verify) = match command {
+        AuditCommand::Verify {
+            config,
+            database_url,
+        } => (config, database_url, true),
+        AuditCommand::Export {
+            config,
+            database_url,
+        } => (config, database_url, false),
+    };
+    let mut raw = match &config {
+        Some(path) => match RawConfig::load(path) {
+            Ok(raw) => raw,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => RawConfig::default(),
+    };
+    raw.storage.database_url = database_url.or(raw.storage.database_url.take());
+    let config = match raw.validate() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match charter::open_store(&config.storage).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("charter: cannot open storage: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = if verify {
+        match charter_service::audit::verify(store.as_ref()).await {
+            Ok(charter_service::audit::Verification::Intact { entries }) => {
+                println!("audit log intact: {entries} entries");
+                ExitCode::SUCCESS
+            }
+            Ok(charter_service::audit::Verification::Broken { seq, reason }) => {
+                println!("audit log BROKEN at entry {seq}: {reason}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("charter: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        let mut after = 0;
+        loop {
+            match store.audit_entries(after, 1000).await {
+                Ok(page) if page.is_empty() => break ExitCode::SUCCESS,
+                Ok(page) => {
+                    for record in &page {
+                        println!("{}", charter_service::audit::entry_json(record));
+                    }
+                    after = page.last().map_or(after, |r| r.seq);
+                }
+                Err(e) => {
+                    eprintln!("charter: {e}");
+                    break ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    store.close().await;
+    code
 }
 
 #[derive(Subcommand)]
@@ -185,6 +279,13 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Policy(command) => policy_command(command),
+        Command::Audit(command) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(audit_command(command)),
+            Err(e) => {
+                eprintln!("cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate)
         {
             Ok(_) => {

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use charter_protocol::{check_json_shape, Error as ProtocolError};
-use charter_service::{AuthenticatedClient, Error, RegistrationGrant, BAD_RAT};
+use charter_service::{AuthenticatedClient, Error, RegistrationGrant, RequestContext, BAD_RAT};
 use std::sync::Arc;
 
 use crate::AppState;
@@ -205,5 +205,26 @@ impl FromRequestParts<Arc<AppState>> for Admin {
             Ok(false) => Err(reject(Error::InvalidToken("the admin token is not valid"))),
             Err(e) => Err(reject(e)),
         }
+    }
+}
+
+/// Where the request came from, for the audit log: the peer address and the
+/// request id set by the request-id layer.
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let source = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Context(RequestContext { source, request_id }))
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::error::{ApiError, Rejection};
-use crate::extract::{Admin, ConfiguredClient, JsonObject, Registration};
+use crate::extract::{Admin, ConfiguredClient, Context, JsonObject, Registration};
 use crate::{no_store_headers, AppState};
 
 fn json_document(body: &str) -> Response {
@@ -43,9 +43,10 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Registration(grant): Registration,
+    Context(context): Context,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let info = state.registrar.register(grant, &body).await?;
+    let info = state.registrar.register(grant, &body, &context).await?;
     Ok((
         StatusCode::CREATED,
         no_store_headers(),
@@ -67,9 +68,10 @@ pub async fn read_client(
 pub async fn update_client(
     State(state): State<Arc<AppState>>,
     ConfiguredClient(client): ConfiguredClient,
+    Context(context): Context,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let info = state.registrar.update(client, &body).await?;
+    let info = state.registrar.update(client, &body, &context).await?;
     Ok((no_store_headers(), Json(info.to_json())).into_response())
 }
 
@@ -77,8 +79,9 @@ pub async fn update_client(
 pub async fn delete_client(
     State(state): State<Arc<AppState>>,
     ConfiguredClient(client): ConfiguredClient,
+    Context(context): Context,
 ) -> Result<Response, ApiError> {
-    state.registrar.delete(client).await?;
+    state.registrar.delete(client, &context).await?;
     Ok((StatusCode::NO_CONTENT, no_store_headers()).into_response())
 }
 
@@ -86,6 +89,7 @@ pub async fn delete_client(
 pub async fn issue_initial_access_token(
     State(state): State<Arc<AppState>>,
     _: Admin,
+    Context(context): Context,
     Path(organization): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
@@ -114,7 +118,7 @@ pub async fn issue_initial_access_token(
     };
     let (record, secret) = state
         .registrar
-        .issue_initial_access_token(&organization, lifetime, profile, max_uses)
+        .issue_initial_access_token(&organization, lifetime, profile, max_uses, &context)
         .await?;
     let body = json!({
         "id": record.id,
@@ -151,6 +155,35 @@ pub async fn check_policy(
 pub struct PolicyCheckQuery {
     profile: Option<String>,
     organization: Option<String>,
+}
+
+/// Admin: check the audit chain from the first entry to the last.
+pub async fn verify_audit(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.registrar.verify_audit().await?.to_json()).into_response())
+}
+
+/// Admin: audit entries, paged by sequence number and filtered by client,
+/// organization, actor or time.
+pub async fn audit_entries(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Query(page): Query<AuditPage>,
+    Query(filter): Query<charter_service::AuditFilter>,
+) -> Result<Response, ApiError> {
+    let entries = state
+        .registrar
+        .audit_entries(page.after.unwrap_or(0), page.limit.unwrap_or(100), &filter)
+        .await?;
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct AuditPage {
+    after: Option<i64>,
+    limit: Option<u32>,
 }
 
 pub async fn not_found() -> Response {

@@ -80,7 +80,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/organizations/{organization}/initial-access-tokens",
             post(handlers::issue_initial_access_token),
         )
-        .route("/admin/policy/check", post(handlers::check_policy));
+        .route("/admin/policy/check", post(handlers::check_policy))
+        .route("/admin/audit", get(handlers::audit_entries))
+        .route("/admin/audit/verify", get(handlers::verify_audit));
     let under_issuer = public.merge(admin);
 
     let mut app = Router::new().route(

@@ -2,7 +2,7 @@
 //! access token for `default`, created together in one transaction so that
 //! a crash never leaves an organization without its credentials.
 
-use charter_store::{Bootstrap, InitialAccessToken, Organization, Store};
+use charter_store::{AuditEvent, Bootstrap, InitialAccessToken, Organization, Store};
 
 use crate::credentials::{self, Credential, Hasher, Secret};
 use crate::Error;
@@ -34,27 +34,38 @@ pub async fn bootstrap(
     let admin_token = credentials::generate(Credential::AdminToken)?;
     let iat = credentials::generate(Credential::InitialAccessToken)?;
     let organization_id = format!("org_{}", credentials::random_id()?);
+    let organization_id_for_audit = organization_id.clone();
     let expires_at = now + BOOTSTRAP_IAT_LIFETIME_SECS;
     let created = store
-        .bootstrap(Bootstrap {
-            organization: Organization {
-                id: organization_id.clone(),
-                name: "default".into(),
-                created_at: now,
+        .bootstrap(
+            Bootstrap {
+                organization: Organization {
+                    id: organization_id.clone(),
+                    name: "default".into(),
+                    created_at: now,
+                },
+                admin_token_hash: hasher.hash(Credential::AdminToken, admin_token.expose()),
+                initial_access_token: InitialAccessToken {
+                    id: format!("iat_{}", credentials::random_id()?),
+                    organization_id,
+                    token_hash: hasher.hash(Credential::InitialAccessToken, iat.expose()),
+                    created_at: now,
+                    expires_at: Some(expires_at),
+                    revoked: false,
+                    profile: profile.to_owned(),
+                    max_uses: None,
+                    uses: 0,
+                },
             },
-            admin_token_hash: hasher.hash(Credential::AdminToken, admin_token.expose()),
-            initial_access_token: InitialAccessToken {
-                id: format!("iat_{}", credentials::random_id()?),
-                organization_id,
-                token_hash: hasher.hash(Credential::InitialAccessToken, iat.expose()),
-                created_at: now,
-                expires_at: Some(expires_at),
-                revoked: false,
-                profile: profile.to_owned(),
-                max_uses: None,
-                uses: 0,
+            {
+                let mut event = AuditEvent::new(now, "system", "bootstrap", "done");
+                event.organization_id = Some(organization_id_for_audit);
+                event.reasons = vec![
+                    "first start: organization default, admin token, initial access token".into(),
+                ];
+                event
             },
-        })
+        )
         .await?;
     // Another replica may have bootstrapped between the check and the write.
     Ok(created.then_some(BootstrapOutput {

@@ -6,6 +6,7 @@
 //! [`Error`] to a response; this crate decides what happens, `protocol`
 //! decides what a request means, and `store` keeps the result.
 
+pub mod audit;
 mod bootstrap;
 pub mod credentials;
 mod error;
@@ -19,7 +20,8 @@ pub use error::Error;
 pub use keys::KeySet;
 pub use policy_check::policy_check;
 pub use registration::{
-    AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant, BAD_RAT,
+    AuditFilter, AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant,
+    RequestContext, BAD_RAT,
 };
 
 /// Seconds since the Unix epoch.

@@ -8,8 +8,8 @@ use charter_protocol::{
     validate_registration, validate_update, ClientMetadata, Error as ProtocolError,
 };
 use charter_store::{
-    ClientRecord, ClientStatus, ClientUpdate, InitialAccessToken, Inserted, Organization, Store,
-    TokenHash,
+    AuditEvent, ClientRecord, ClientStatus, ClientUpdate, InitialAccessToken, Inserted,
+    Organization, Store, TokenHash,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -129,12 +129,43 @@ impl Registrar {
 
     /// RFC 7591 §3: registers a client under the organization of the
     /// presented initial access token.
+    ///
+    /// Every attempt made with a valid token is audited: an admission in
+    /// the transaction that stores the client, a refusal on its own.
     pub async fn register(
         &self,
         grant: RegistrationGrant,
         body: &Map<String, Value>,
+        context: &RequestContext,
     ) -> Result<ClientInformation, Error> {
         let RegistrationGrant(iat) = grant;
+        let result = self.decide_and_register(&iat, body, context).await;
+        if let Err(e) = &result {
+            let mut event = context.event(format!("iat:{}", iat.id), "client.register", "refused");
+            event.organization_id = Some(iat.organization_id.clone());
+            self.audit_refusal(event, e).await?;
+        }
+        result
+    }
+
+    /// Appends a refusal to the audit log; internal errors are not refusals.
+    async fn audit_refusal(&self, mut event: AuditEvent, error: &Error) -> Result<(), Error> {
+        event.reasons = match error {
+            Error::Protocol(e) => e.description.split("; ").map(str::to_owned).collect(),
+            Error::InvalidToken(why) => vec![(*why).to_owned()],
+            Error::MissingToken | Error::Internal(_) => return Ok(()),
+        };
+        event.policy_version = Some(self.policy.version.clone());
+        self.store.append_audit(event).await?;
+        Ok(())
+    }
+
+    async fn decide_and_register(
+        &self,
+        iat: &InitialAccessToken,
+        body: &Map<String, Value>,
+        context: &RequestContext,
+    ) -> Result<ClientInformation, Error> {
         let metadata = validate_registration(body)?;
         let profile = self
             .policy
@@ -154,13 +185,13 @@ impl Registrar {
             organization_client_count,
             is_update: false,
         };
-        let (metadata, status) = match evaluate(metadata, profile, state) {
+        let (metadata, status, reasons) = match evaluate(metadata, profile, state) {
             Decision::Admit {
                 metadata,
                 substitutions,
             } => {
                 log_substitutions(&substitutions);
-                (metadata, ClientStatus::Active)
+                (metadata, ClientStatus::Active, substitutions)
             }
             Decision::Pending {
                 metadata,
@@ -169,7 +200,11 @@ impl Registrar {
             } => {
                 log_substitutions(&substitutions);
                 tracing::info!(profile = %profile.name, reasons = %reasons.join("; "), "registration pending approval");
-                (metadata, ClientStatus::Pending)
+                (
+                    metadata,
+                    ClientStatus::Pending,
+                    [reasons, substitutions].concat(),
+                )
             }
             Decision::Refuse(e) => return Err(e.into()),
         };
@@ -185,7 +220,7 @@ impl Registrar {
         let record = ClientRecord {
             client_id: client_id.clone(),
             organization_id: iat.organization_id.clone(),
-            initial_access_token_id: Some(iat.id),
+            initial_access_token_id: Some(iat.id.clone()),
             metadata: serde_json::to_value(&metadata)
                 .map_err(|e| Error::Internal(e.to_string()))?,
             secret_hash,
@@ -200,7 +235,16 @@ impl Registrar {
             status,
             expires_at: Some(expires_at),
         };
-        if self.store.insert_client(record).await? == Inserted::CredentialExhausted {
+        let mut event = context.event(
+            format!("iat:{}", iat.id),
+            "client.register",
+            decision_name(status),
+        );
+        event.organization_id = Some(iat.organization_id.clone());
+        event.client_id = Some(client_id.clone());
+        event.reasons = reasons;
+        event.policy_version = Some(self.policy.version.clone());
+        if self.store.insert_client(record, event).await? == Inserted::CredentialExhausted {
             return Err(Error::InvalidToken(
                 "the initial access token has no registrations left",
             ));
@@ -213,7 +257,7 @@ impl Registrar {
             client_id_issued_at: now,
             client_secret_expires_at: secret_expires_at,
             registration_access_token: Some(rat),
-            organization_id: iat.organization_id,
+            organization_id: iat.organization_id.clone(),
             status,
             metadata,
         })
@@ -230,8 +274,29 @@ impl Registrar {
         &self,
         client: AuthenticatedClient,
         body: &Map<String, Value>,
+        context: &RequestContext,
     ) -> Result<ClientInformation, Error> {
         let AuthenticatedClient(client) = client;
+        let mut event = context.event(
+            format!("client:{}", client.client_id),
+            "client.update",
+            "refused",
+        );
+        event.organization_id = Some(client.organization_id.clone());
+        event.client_id = Some(client.client_id.clone());
+        let result = self.replace(client, body, event.clone()).await;
+        if let Err(e) = &result {
+            self.audit_refusal(event, e).await?;
+        }
+        result
+    }
+
+    async fn replace(
+        &self,
+        client: ClientRecord,
+        body: &Map<String, Value>,
+        mut event: AuditEvent,
+    ) -> Result<ClientInformation, Error> {
         let client_id = client.client_id.clone();
         let client_id = client_id.as_str();
         let request = validate_update(body, client_id)?;
@@ -304,17 +369,24 @@ impl Registrar {
         };
         let updated = self
             .store
-            .update_client(ClientUpdate {
-                client_id: client_id.to_owned(),
-                expected_registration_token_hash: client.registration_token_hash,
-                metadata: serde_json::to_value(&metadata)
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-                secret_hash,
-                secret_expires_at,
-                registration_token_hash: rat_hash,
-                updated_at: now,
-                policy_version: self.policy.version.clone(),
-            })
+            .update_client(
+                ClientUpdate {
+                    client_id: client_id.to_owned(),
+                    expected_registration_token_hash: client.registration_token_hash,
+                    metadata: serde_json::to_value(&metadata)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    secret_hash,
+                    secret_expires_at,
+                    registration_token_hash: rat_hash,
+                    updated_at: now,
+                    policy_version: self.policy.version.clone(),
+                },
+                {
+                    event.decision = "done".into();
+                    event.policy_version = Some(self.policy.version.clone());
+                    event
+                },
+            )
             .await?;
         if !updated {
             // A concurrent update rotated the token or a delete removed the client.
@@ -331,12 +403,19 @@ impl Registrar {
     }
 
     /// RFC 7592 §2.3: deletes the client; its token dies with it.
-    pub async fn delete(&self, client: AuthenticatedClient) -> Result<(), Error> {
+    pub async fn delete(
+        &self,
+        client: AuthenticatedClient,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
         let AuthenticatedClient(client) = client;
         let client_id = client.client_id.as_str();
+        let mut event = context.event(format!("client:{client_id}"), "client.delete", "done");
+        event.organization_id = Some(client.organization_id.clone());
+        event.client_id = Some(client_id.to_owned());
         if !self
             .store
-            .delete_client(client_id, &client.registration_token_hash)
+            .delete_client(client_id, &client.registration_token_hash, event)
             .await?
         {
             return Err(Error::InvalidToken(BAD_RAT));
@@ -459,6 +538,7 @@ impl Registrar {
         lifetime_secs: i64,
         profile: Option<&str>,
         max_uses: Option<i64>,
+        context: &RequestContext,
     ) -> Result<(InitialAccessToken, Secret), Error> {
         let profile = profile.unwrap_or(&self.policy.default_profile);
         if self.policy.profile(profile).is_none() {
@@ -495,7 +575,15 @@ impl Registrar {
             uses: 0,
         };
         self.store
-            .insert_initial_access_token(token.clone())
+            .insert_initial_access_token(token.clone(), {
+                let mut event = context.event("admin", "iat.issue", "done");
+                event.organization_id = Some(token.organization_id.clone());
+                event.reasons = vec![format!(
+                    "iat {} for profile {:?}, max_uses {:?}",
+                    token.id, token.profile, token.max_uses
+                )];
+                event
+            })
             .await?;
         Ok((token, secret))
     }
@@ -524,12 +612,78 @@ impl Registrar {
         Ok(crate::policy_check(&self.policy, profile, body, state))
     }
 
+    /// Admin: verify the audit chain.
+    pub async fn verify_audit(&self) -> Result<crate::audit::Verification, Error> {
+        crate::audit::verify(self.store.as_ref()).await
+    }
+
+    /// Admin: audit entries after `after`, at most `limit`, optionally only
+    /// those about one client, organization or actor.
+    pub async fn audit_entries(
+        &self,
+        after: i64,
+        limit: u32,
+        filter: &AuditFilter,
+    ) -> Result<Vec<Value>, Error> {
+        let records = self.store.audit_entries(after, limit.min(1000)).await?;
+        Ok(records
+            .iter()
+            .filter(|r| {
+                let Some(e) = r.event() else { return false };
+                filter
+                    .client_id
+                    .as_ref()
+                    .is_none_or(|c| e.client_id.as_ref() == Some(c))
+                    && filter
+                        .organization_id
+                        .as_ref()
+                        .is_none_or(|o| e.organization_id.as_ref() == Some(o))
+                    && filter.actor.as_ref().is_none_or(|a| &e.actor == a)
+                    && filter.since.is_none_or(|t| e.at >= t)
+            })
+            .map(crate::audit::entry_json)
+            .collect())
+    }
+
     /// Whether `presented` is an admin token.
     pub async fn is_admin(&self, presented: &str) -> Result<bool, Error> {
         Ok(self
             .store
             .admin_token_exists(&self.hasher.hash(Credential::AdminToken, presented))
             .await?)
+    }
+}
+
+fn decision_name(status: ClientStatus) -> &'static str {
+    match status {
+        ClientStatus::Active => "admitted",
+        ClientStatus::Pending => "pending",
+    }
+}
+
+/// Which audit entries to return.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AuditFilter {
+    pub client_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<i64>,
+}
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestContext {
+    /// An audit event for this request, now.
+    pub fn event(&self, actor: impl Into<String>, action: &str, decision: &str) -> AuditEvent {
+        let mut event = AuditEvent::new(crate::now(), actor, action, decision);
+        event.source = self.source.clone();
+        event.request_id = self.request_id.clone();
+        event
     }
 }
 

@@ -11,6 +11,7 @@
 //! (with `synchronous_commit` at its default, `on`).
 
 use async_trait::async_trait;
+use charter_store::audit::{self, AuditEvent};
 use charter_store::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -184,6 +185,46 @@ where
     Ok(())
 }
 
+/// Any fixed number: the advisory lock that serializes appends to the audit
+/// chain across every replica, for the rest of the transaction.
+const AUDIT_LOCK: i64 = 0x0063_6861_7274_6572;
+
+/// Appends `event` to the audit chain inside `tx`.
+async fn append_audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    event: &AuditEvent,
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let (seq, hash) = match head {
+        Some(row) => (
+            row.try_get::<i64, _>("seq").map_err(db_err)?,
+            hash_of(&row, "hash")?,
+        ),
+        None => (0, audit::GENESIS),
+    };
+    let record = audit::next_record(seq, hash, event);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(record.seq)
+    .bind(record.at)
+    .bind(&record.event_json)
+    .bind(&record.prev_hash[..])
+    .bind(&record.hash[..])
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 impl Describe for PostgresStore {
     fn durability(&self) -> String {
         "PostgreSQL, synchronous_commit as configured on the server (default on: each acknowledged write is durable), \
@@ -194,7 +235,7 @@ impl Describe for PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn bootstrap(&self, records: Bootstrap) -> Result<bool> {
+    async fn bootstrap(&self, records: Bootstrap, audit: AuditEvent) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let created = sqlx::query(
             "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -215,6 +256,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
             insert_iat(&mut *tx, &records.initial_access_token).await?;
+            append_audit_in(&mut tx, &audit).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(created)
@@ -249,8 +291,15 @@ impl Store for PostgresStore {
         Ok(row.is_some())
     }
 
-    async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()> {
-        insert_iat(&self.pool, &token).await
+    async fn insert_initial_access_token(
+        &self,
+        token: InitialAccessToken,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        insert_iat(&mut *tx, &token).await?;
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn initial_access_token_by_hash(
@@ -268,7 +317,7 @@ impl Store for PostgresStore {
         row.as_ref().map(initial_access_token_from_row).transpose()
     }
 
-    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted> {
+    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // Count the use first, in the same transaction: the row lock makes
         // concurrent registrations on one token queue here, and a token at
@@ -307,6 +356,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        append_audit_in(&mut tx, &audit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Inserted::Stored)
     }
@@ -342,7 +392,8 @@ impl Store for PostgresStore {
         Ok(count.max(0) as u64)
     }
 
-    async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
+    async fn update_client(&self, update: ClientUpdate, audit: AuditEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let updated = sqlx::query(
             "UPDATE clients SET metadata = $1, secret_hash = $2, secret_expires_at = $3, \
              registration_token_hash = $4, updated_at = $5, policy_version = $8 \
@@ -356,26 +407,64 @@ impl Store for PostgresStore {
         .bind(&update.client_id)
         .bind(&update.expected_registration_token_hash[..])
         .bind(&update.policy_version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(updated.rows_affected() == 1)
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn delete_client(
         &self,
         client_id: &str,
         registration_token_hash: &TokenHash,
+        audit: AuditEvent,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let deleted = sqlx::query(
             "DELETE FROM clients WHERE client_id = $1 AND registration_token_hash = $2",
         )
         .bind(client_id)
         .bind(&registration_token_hash[..])
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(deleted.rows_affected() == 1)
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn append_audit(&self, audit: AuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT seq, at, event, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    seq: row.try_get("seq").map_err(db_err)?,
+                    at: row.try_get("at").map_err(db_err)?,
+                    event_json: row.try_get("event").map_err(db_err)?,
+                    prev_hash: hash_of(row, "prev_hash")?,
+                    hash: hash_of(row, "hash")?,
+                })
+            })
+            .collect()
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {

@@ -19,7 +19,7 @@ mod writer;
 
 use async_trait::async_trait;
 use charter_store::*;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -125,8 +125,8 @@ impl Describe for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn bootstrap(&self, records: Bootstrap) -> Result<bool> {
-        self.writer.submit(WriteOp::Bootstrap(records)).await
+    async fn bootstrap(&self, records: Bootstrap, audit: AuditEvent) -> Result<bool> {
+        self.writer.submit(WriteOp::Bootstrap(records, audit)).await
     }
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
@@ -157,9 +157,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()> {
+    async fn insert_initial_access_token(
+        &self,
+        token: InitialAccessToken,
+        audit: AuditEvent,
+    ) -> Result<()> {
         self.writer
-            .submit(WriteOp::InsertInitialAccessToken(token))
+            .submit(WriteOp::InsertInitialAccessToken(token, audit))
             .await
             .map(drop)
     }
@@ -178,10 +182,10 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted> {
+    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted> {
         let stored = self
             .writer
-            .submit(WriteOp::InsertClient(Box::new(client)))
+            .submit(WriteOp::InsertClient(Box::new(client), audit))
             .await?;
         Ok(if stored {
             Inserted::Stored
@@ -215,21 +219,38 @@ impl Store for SqliteStore {
             .map(|n| n.max(0) as u64)
     }
 
-    async fn update_client(&self, update: ClientUpdate) -> Result<bool> {
+    async fn update_client(&self, update: ClientUpdate, audit: AuditEvent) -> Result<bool> {
         self.writer
-            .submit(WriteOp::UpdateClient(Box::new(update)))
+            .submit(WriteOp::UpdateClient(Box::new(update), audit))
             .await
+    }
+
+    async fn append_audit(&self, audit: AuditEvent) -> Result<()> {
+        self.writer
+            .submit(WriteOp::AppendAudit(audit))
+            .await
+            .map(drop)
+    }
+
+    async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT seq, at, event, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
+                .query_map(params![after, limit], rows::audit)?
+                .collect()
+        })
     }
 
     async fn delete_client(
         &self,
         client_id: &str,
         registration_token_hash: &TokenHash,
+        audit: AuditEvent,
     ) -> Result<bool> {
         self.writer
             .submit(WriteOp::DeleteClient(
                 client_id.to_owned(),
                 *registration_token_hash,
+                audit,
             ))
             .await
     }

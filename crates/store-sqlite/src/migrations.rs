@@ -9,6 +9,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_governance.sql"),
+    include_str!("../migrations/0003_audit.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

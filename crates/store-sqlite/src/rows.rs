@@ -1,7 +1,7 @@
 //! Decoding rows into records. Hash columns must be exactly 32 bytes;
 //! anything else is reported as a conversion failure, never truncated.
 
-use charter_store::{ClientRecord, ClientStatus, InitialAccessToken, TokenHash};
+use charter_store::{AuditRecord, ClientRecord, ClientStatus, InitialAccessToken, TokenHash};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::Row;
 
@@ -61,5 +61,15 @@ pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
             })?
         },
         expires_at: r.get(12)?,
+    })
+}
+
+pub(crate) fn audit(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        event_json: r.get(2)?,
+        prev_hash: r.get::<_, Hash>(3)?.0,
+        hash: r.get::<_, Hash>(4)?.0,
     })
 }

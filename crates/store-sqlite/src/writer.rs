@@ -8,11 +8,12 @@
 //! multi-statement writes from a savepoint of their own. Callers are
 //! answered only after `COMMIT` returns, i.e. after SQLite synced the WAL.
 
+use charter_store::audit::{self, AuditEvent};
 use charter_store::{
     Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
     SigningKeyRecord, TokenHash,
 };
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,13 +23,45 @@ use crate::db_err;
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum WriteOp {
-    Bootstrap(Bootstrap),
+    Bootstrap(Bootstrap, AuditEvent),
     InsertOrganization(Organization),
-    InsertInitialAccessToken(InitialAccessToken),
-    InsertClient(Box<ClientRecord>),
-    UpdateClient(Box<ClientUpdate>),
-    DeleteClient(String, TokenHash),
+    InsertInitialAccessToken(InitialAccessToken, AuditEvent),
+    InsertClient(Box<ClientRecord>, AuditEvent),
+    UpdateClient(Box<ClientUpdate>, AuditEvent),
+    DeleteClient(String, TokenHash, AuditEvent),
+    AppendAudit(AuditEvent),
     EnsureSigningKeys(Vec<SigningKeyRecord>),
+}
+
+impl WriteOp {
+    /// The audit entry appended when the operation changes something.
+    fn audit(&self) -> Option<&AuditEvent> {
+        match self {
+            WriteOp::Bootstrap(_, a)
+            | WriteOp::InsertInitialAccessToken(_, a)
+            | WriteOp::InsertClient(_, a)
+            | WriteOp::UpdateClient(_, a)
+            | WriteOp::DeleteClient(_, _, a)
+            | WriteOp::AppendAudit(a) => Some(a),
+            WriteOp::InsertOrganization(_) | WriteOp::EnsureSigningKeys(_) => None,
+        }
+    }
+}
+
+/// The last entry of the audit chain: its sequence number and hash.
+type ChainHead = (i64, TokenHash);
+
+fn load_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
+    conn.query_row(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| {
+            let hash: Vec<u8> = r.get(1)?;
+            Ok((r.get(0)?, hash.try_into().unwrap_or([0; 32])))
+        },
+    )
+    .optional()
+    .map(|head| head.unwrap_or((0, audit::GENESIS)))
 }
 
 type Job = (WriteOp, oneshot::Sender<Result<bool>>);
@@ -161,6 +194,13 @@ impl Drop for Checkpointer {
 }
 
 fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut head = match load_head(conn) {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the audit chain head; the writer stops");
+            return;
+        }
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -170,14 +210,15 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = apply_batch(conn, &batch);
+        let results = apply_batch(conn, &batch, &mut head);
         for ((_, reply), result) in batch.drain(..).zip(results) {
             let _ = reply.send(result);
         }
     }
 }
 
-fn apply_batch(conn: &Connection, batch: &[Job]) -> Vec<Result<bool>> {
+fn apply_batch(conn: &Connection, batch: &[Job], head: &mut ChainHead) -> Vec<Result<bool>> {
+    let start = *head;
     let fail_all = |e: rusqlite::Error| {
         let message = e.to_string();
         batch
@@ -188,36 +229,68 @@ fn apply_batch(conn: &Connection, batch: &[Job]) -> Vec<Result<bool>> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(e);
     }
-    let results: Vec<Result<bool>> = batch.iter().map(|(op, _)| apply_one(conn, op)).collect();
+    let results: Vec<Result<bool>> = batch
+        .iter()
+        .map(|(op, _)| apply_one(conn, op, head))
+        .collect();
     match conn.execute_batch("COMMIT") {
         Ok(()) => results,
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; rolling back the batch");
             let _ = conn.execute_batch("ROLLBACK");
+            *head = start;
             fail_all(e)
         }
     }
 }
 
-fn apply_one(conn: &Connection, op: &WriteOp) -> Result<bool> {
-    let multi_statement = matches!(op, WriteOp::Bootstrap(_) | WriteOp::EnsureSigningKeys(_));
+fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<bool> {
+    let multi_statement = op.audit().is_some() || matches!(op, WriteOp::EnsureSigningKeys(_));
     if !multi_statement {
         return apply_statements(conn, op).map_err(db_err);
     }
     conn.execute_batch("SAVEPOINT op").map_err(db_err)?;
-    let result = apply_statements(conn, op).map_err(db_err);
+    let mut next_head = *head;
+    let result = apply_statements(conn, op)
+        .and_then(|changed| {
+            // Only a change is audited; an update or delete that matched
+            // nothing, or an exhausted token, leaves no entry here.
+            if let (true, Some(event)) = (changed, op.audit()) {
+                next_head = append(conn, *head, event)?;
+            }
+            Ok(changed)
+        })
+        .map_err(db_err);
     let finish = if result.is_ok() {
         "RELEASE op"
     } else {
         "ROLLBACK TO op; RELEASE op"
     };
     conn.execute_batch(finish).map_err(db_err)?;
+    if result.is_ok() {
+        *head = next_head;
+    }
     result
+}
+
+fn append(conn: &Connection, head: ChainHead, event: &AuditEvent) -> rusqlite::Result<ChainHead> {
+    let record = audit::next_record(head.0, head.1, event);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at, event, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        record.seq,
+        record.at,
+        record.event_json,
+        &record.prev_hash[..],
+        &record.hash[..]
+    ])?;
+    Ok((record.seq, record.hash))
 }
 
 fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
     match op {
-        WriteOp::Bootstrap(b) => {
+        WriteOp::Bootstrap(b, _) => {
             let created = conn
                 .prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING")?
                 .execute(params![b.organization.id, b.organization.name, b.organization.created_at])?
@@ -238,8 +311,9 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
             .execute(params![o.id, o.name, o.created_at])?;
             Ok(true)
         }
-        WriteOp::InsertInitialAccessToken(t) => insert_iat(conn, t).map(|_| true),
-        WriteOp::InsertClient(c) => {
+        WriteOp::InsertInitialAccessToken(t, _) => insert_iat(conn, t).map(|_| true),
+        WriteOp::AppendAudit(_) => Ok(true),
+        WriteOp::InsertClient(c, _) => {
             // Count the use first: if the token is exhausted nothing is stored.
             if let Some(iat) = &c.initial_access_token_id {
                 let counted = conn
@@ -274,7 +348,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
             ])?;
             Ok(true)
         }
-        WriteOp::UpdateClient(u) => {
+        WriteOp::UpdateClient(u, _) => {
             let updated = conn
                 .prepare_cached(
                     "UPDATE clients SET metadata = ?1, secret_hash = ?2, secret_expires_at = ?3, \
@@ -293,7 +367,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                 ])?;
             Ok(updated == 1)
         }
-        WriteOp::DeleteClient(client_id, rat) => {
+        WriteOp::DeleteClient(client_id, rat, _) => {
             let deleted = conn
                 .prepare_cached(
                     "DELETE FROM clients WHERE client_id = ?1 AND registration_token_hash = ?2",

@@ -1,7 +1,12 @@
 //! The storage contract: one suite every backend must pass. Backends call
 //! [`run`] from their own tests against a fresh, empty store.
 
+use crate::audit::AuditEvent;
 use crate::*;
+
+fn ev(action: &str) -> AuditEvent {
+    AuditEvent::new(1_700_000_000, "system", action, "done")
+}
 
 fn hash(byte: u8) -> TokenHash {
     [byte; 32]
@@ -56,6 +61,37 @@ pub async fn run(store: &dyn Store) {
     concurrent_inserts_are_all_durable(store).await;
     initial_access_token_uses_are_counted_atomically(store).await;
     signing_keys(store).await;
+    audit_chain(store).await;
+}
+
+/// Every change above appended one entry, changes that did nothing appended
+/// none, and the chain verifies.
+async fn audit_chain(store: &dyn Store) {
+    store
+        .append_audit(ev("client.register.refused"))
+        .await
+        .unwrap();
+    let entries = store.audit_entries(0, 10_000).await.unwrap();
+    crate::audit::verify_chain(&entries, crate::audit::GENESIS, 0).expect("the chain verifies");
+    let actions: Vec<String> = entries.iter().map(|e| e.event().unwrap().action).collect();
+    let count = |a: &str| actions.iter().filter(|x| *x == a).count();
+    assert_eq!(
+        count("bootstrap"),
+        1,
+        "the no-op second bootstrap appends nothing"
+    );
+    assert_eq!(
+        count("client.update"),
+        1,
+        "the stale-RAT update appends nothing"
+    );
+    assert_eq!(count("client.delete"), 1, "failed deletes append nothing");
+    assert_eq!(count("client.register.refused"), 1);
+    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 stored clients.
+    assert_eq!(count("client.register"), 72, "{actions:?}");
+    let page = store.audit_entries(entries[9].seq, 5).await.unwrap();
+    assert_eq!(page.len(), 5);
+    assert_eq!(page[0].seq, entries[10].seq);
 }
 
 async fn bootstrap_once(store: &dyn Store) {
@@ -72,7 +108,10 @@ async fn bootstrap_once(store: &dyn Store) {
         },
     };
     assert!(
-        store.bootstrap(records.clone()).await.unwrap(),
+        store
+            .bootstrap(records.clone(), ev("bootstrap"))
+            .await
+            .unwrap(),
         "first bootstrap creates"
     );
     let mut again = records;
@@ -80,7 +119,7 @@ async fn bootstrap_once(store: &dyn Store) {
     again.initial_access_token.id = "iat-other".into();
     again.initial_access_token.token_hash = hash(4);
     assert!(
-        !store.bootstrap(again).await.unwrap(),
+        !store.bootstrap(again, ev("bootstrap")).await.unwrap(),
         "second bootstrap is a no-op"
     );
     assert!(store.admin_token_exists(&hash(1)).await.unwrap());
@@ -122,7 +161,7 @@ async fn organizations(store: &dyn Store) {
 async fn initial_access_tokens(store: &dyn Store) {
     let token = iat("iat-2", "o1", 20, None);
     store
-        .insert_initial_access_token(token.clone())
+        .insert_initial_access_token(token.clone(), ev("iat.issue"))
         .await
         .unwrap();
     assert_eq!(
@@ -131,7 +170,10 @@ async fn initial_access_tokens(store: &dyn Store) {
     );
     let orphan = iat("iat-3", "nope", 21, None);
     assert!(
-        store.insert_initial_access_token(orphan).await.is_err(),
+        store
+            .insert_initial_access_token(orphan, ev("iat.issue"))
+            .await
+            .is_err(),
         "IAT needs an existing organization"
     );
 }
@@ -139,20 +181,23 @@ async fn initial_access_tokens(store: &dyn Store) {
 async fn clients(store: &dyn Store) {
     assert_eq!(store.client_count().await.unwrap(), 0);
     let c = client("c1", "o1", 30);
-    store.insert_client(c.clone()).await.unwrap();
+    store
+        .insert_client(c.clone(), ev("client.register"))
+        .await
+        .unwrap();
     assert_eq!(store.client_count().await.unwrap(), 1);
     assert_eq!(store.client("c1").await.unwrap(), Some(c.clone()));
     assert!(store.client("c2").await.unwrap().is_none());
     assert!(
         matches!(
-            store.insert_client(c.clone()).await,
+            store.insert_client(c.clone(), ev("client.register")).await,
             Err(Error::Conflict(_))
         ),
         "duplicate client_id"
     );
     assert!(
         store
-            .insert_client(client("c-orphan", "nope", 31))
+            .insert_client(client("c-orphan", "nope", 31), ev("client.register"))
             .await
             .is_err(),
         "client needs an organization"
@@ -169,10 +214,16 @@ async fn clients(store: &dyn Store) {
         updated_at: 1_700_000_100,
         policy_version: "v2".into(),
     };
-    assert!(store.update_client(update.clone()).await.unwrap());
+    assert!(store
+        .update_client(update.clone(), ev("client.update"))
+        .await
+        .unwrap());
     // The old registration access token no longer matches: a replayed update fails.
     assert!(
-        !store.update_client(update).await.unwrap(),
+        !store
+            .update_client(update, ev("client.update"))
+            .await
+            .unwrap(),
         "stale RAT must not update"
     );
     let stored = store.client("c1").await.unwrap().unwrap();
@@ -184,19 +235,33 @@ async fn clients(store: &dyn Store) {
     assert_eq!(stored.profile, "default");
 
     assert!(
-        !store.delete_client("c1", &hash(30)).await.unwrap(),
+        !store
+            .delete_client("c1", &hash(30), ev("client.delete"))
+            .await
+            .unwrap(),
         "old RAT cannot delete"
     );
-    assert!(store.delete_client("c1", &hash(32)).await.unwrap());
+    assert!(store
+        .delete_client("c1", &hash(32), ev("client.delete"))
+        .await
+        .unwrap());
     assert!(store.client("c1").await.unwrap().is_none());
     assert!(
-        !store.delete_client("c1", &hash(32)).await.unwrap(),
+        !store
+            .delete_client("c1", &hash(32), ev("client.delete"))
+            .await
+            .unwrap(),
         "second delete finds nothing"
     );
 }
 
 async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
-    let inserts = (0..64).map(|i| store.insert_client(client(&format!("bulk-{i}"), "o1", 40)));
+    let inserts = (0..64).map(|i| {
+        store.insert_client(
+            client(&format!("bulk-{i}"), "o1", 40),
+            ev("client.register"),
+        )
+    });
     let results = futures_join_all(inserts).await;
     assert!(
         results.iter().all(Result::is_ok),
@@ -207,8 +272,8 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
     }
     // One failing insert in a batch does not take the others down.
     let mixed = vec![
-        store.insert_client(client("bulk-0", "o1", 41)),
-        store.insert_client(client("mixed-ok", "o1", 41)),
+        store.insert_client(client("bulk-0", "o1", 41), ev("client.register")),
+        store.insert_client(client("mixed-ok", "o1", 41), ev("client.register")),
     ];
     let results = futures_join_all(mixed).await;
     assert!(
@@ -219,13 +284,13 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
 
 async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
     store
-        .insert_initial_access_token(iat("iat-limited", "o1", 50, Some(5)))
+        .insert_initial_access_token(iat("iat-limited", "o1", 50, Some(5)), ev("iat.issue"))
         .await
         .unwrap();
     let attempts = (0..12).map(|i| {
         let mut c = client(&format!("limited-{i}"), "o1", 51);
         c.initial_access_token_id = Some("iat-limited".into());
-        store.insert_client(c)
+        store.insert_client(c, ev("client.register"))
     });
     let results = futures_join_all(attempts).await;
     let stored = results
@@ -249,7 +314,10 @@ async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
     let mut pending = client("pending-1", "o1", 52);
     pending.status = ClientStatus::Pending;
     assert_eq!(
-        store.insert_client(pending).await.unwrap(),
+        store
+            .insert_client(pending, ev("client.register"))
+            .await
+            .unwrap(),
         Inserted::Stored
     );
     assert_eq!(

@@ -8,7 +8,10 @@
 
 use async_trait::async_trait;
 
+pub mod audit;
 pub mod contract;
+
+pub use audit::{AuditEvent, AuditRecord};
 
 /// Seconds since the Unix epoch, the unit of every timestamp in the protocol.
 pub type UnixTime = i64;
@@ -169,7 +172,7 @@ pub trait Describe {
 pub trait Store: Send + Sync + Describe + 'static {
     /// Creates the first-start records in one transaction if the `default`
     /// organization does not exist yet; returns whether it did so.
-    async fn bootstrap(&self, records: Bootstrap) -> Result<bool>;
+    async fn bootstrap(&self, records: Bootstrap, audit: AuditEvent) -> Result<bool>;
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
     async fn insert_organization(&self, org: Organization) -> Result<()>;
@@ -177,7 +180,11 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// Whether a hash belongs to an admin token.
     async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool>;
 
-    async fn insert_initial_access_token(&self, token: InitialAccessToken) -> Result<()>;
+    async fn insert_initial_access_token(
+        &self,
+        token: InitialAccessToken,
+        audit: AuditEvent,
+    ) -> Result<()>;
     async fn initial_access_token_by_hash(
         &self,
         hash: &TokenHash,
@@ -187,7 +194,9 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// its initial access token, refusing when the token's `max_uses` is
     /// reached (so concurrent registrations never over-use it). The write is
     /// durable when this returns.
-    async fn insert_client(&self, client: ClientRecord) -> Result<Inserted>;
+    /// `audit` is appended in the same transaction; when the token is
+    /// exhausted it is not (the caller records the refusal itself).
+    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted>;
     /// Clients of an organization (for quotas).
     async fn organization_client_count(&self, organization_id: &str) -> Result<u64>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
@@ -196,14 +205,20 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn client_count(&self) -> Result<u64>;
     /// Replaces a client's metadata and credentials if its registration
     /// access token is still the expected one; returns whether it did.
-    async fn update_client(&self, update: ClientUpdate) -> Result<bool>;
+    async fn update_client(&self, update: ClientUpdate, audit: AuditEvent) -> Result<bool>;
     /// Deletes a client if its registration access token is the expected
     /// one; returns whether it did.
     async fn delete_client(
         &self,
         client_id: &str,
         registration_token_hash: &TokenHash,
+        audit: AuditEvent,
     ) -> Result<bool>;
+
+    /// Appends an entry that records no other change (a refusal).
+    async fn append_audit(&self, audit: AuditEvent) -> Result<()>;
+    /// Entries with `seq > after`, in order, at most `limit`.
+    async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>>;
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Stores each of `keys` as the initial key of its algorithm unless that

@@ -238,6 +238,42 @@ impl TestServer {
             .to_owned()
     }
 
+    /// Edits the event text of audit entry `seq` behind the server's back,
+    /// as an attacker with database access would.
+    pub async fn tamper_with_audit_entry(&self, seq: i64, from: &str, to: &str) {
+        const SQL: &str = "UPDATE audit_log SET event = replace(event, $1, $2) WHERE seq = $3";
+        match &self.pg {
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+                sqlx::query(&format!("SET search_path TO \"{}\"", pg.name))
+                    .execute(&pool)
+                    .await
+                    .expect("schema");
+                let mut conn = pool.acquire().await.expect("connection");
+                sqlx::query(&format!("SET search_path TO \"{}\"", pg.name))
+                    .execute(&mut *conn)
+                    .await
+                    .expect("schema");
+                let done = sqlx::query(SQL)
+                    .bind(from)
+                    .bind(to)
+                    .bind(seq)
+                    .execute(&mut *conn)
+                    .await
+                    .expect("tamper");
+                assert_eq!(done.rows_affected(), 1);
+            }
+            None => {
+                let conn = rusqlite::Connection::open(self.data_dir.path().join("charter.db"))
+                    .expect("open SQLite");
+                let changed = conn
+                    .execute(&SQL.replace('$', "?"), rusqlite::params![from, to, seq])
+                    .expect("tamper");
+                assert_eq!(changed, 1);
+            }
+        }
+    }
+
     pub async fn client_count(&self) -> u64 {
         self.store().client_count().await.expect("count clients")
     }
@@ -272,17 +308,20 @@ impl TestServer {
         let token = credentials::generate(Credential::InitialAccessToken).expect("random");
         let hasher = &self.server.as_ref().expect("running").hasher;
         store
-            .insert_initial_access_token(InitialAccessToken {
-                id: format!("iat_{}", credentials::random_id().expect("random")),
-                organization_id: org.id,
-                token_hash: hasher.hash(Credential::InitialAccessToken, token.expose()),
-                created_at: charter_service::now(),
-                expires_at,
-                revoked,
-                profile: "default".into(),
-                max_uses: None,
-                uses: 0,
-            })
+            .insert_initial_access_token(
+                InitialAccessToken {
+                    id: format!("iat_{}", credentials::random_id().expect("random")),
+                    organization_id: org.id,
+                    token_hash: hasher.hash(Credential::InitialAccessToken, token.expose()),
+                    created_at: charter_service::now(),
+                    expires_at,
+                    revoked,
+                    profile: "default".into(),
+                    max_uses: None,
+                    uses: 0,
+                },
+                charter_store::AuditEvent::new(charter_service::now(), "test", "iat.issue", "done"),
+            )
             .await
             .expect("insert IAT");
         token.expose().to_owned()

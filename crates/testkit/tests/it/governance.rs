@@ -276,6 +276,107 @@ async fn admin_dry_run(server: TestServer) -> TestServer {
     server
 }
 
+// Every attempt is audited with provenance; the chain detects an edited row.
+async fn audit_trail(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let admitted = server
+        .register_with(
+            Some(&iat),
+            &json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"]}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    refusal(
+        &server,
+        &iat,
+        json!({"grant_types": ["client_credentials"]}),
+    )
+    .await;
+    let admin = |path: &str| {
+        server
+            .http
+            .get(server.url(path))
+            .bearer_auth(&server.admin_token)
+            .send()
+    };
+    let verified: Value = admin("/admin/audit/verify")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+    let entries: Value = admin("/admin/audit?limit=100")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = entries["entries"].as_array().unwrap().clone();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["event"]["action"].as_str().unwrap(),
+                e["event"]["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("bootstrap", "done"),
+            ("iat.issue", "done"),
+            ("client.register", "admitted"),
+            ("client.register", "refused")
+        ]
+    );
+    let registered = &entries[2]["event"];
+    assert_eq!(registered["client_id"], admitted["client_id"]);
+    assert_eq!(registered["policy_version"], "2026-11-23.1");
+    assert_eq!(registered["source"], "127.0.0.1");
+    assert!(registered["request_id"].is_string());
+    assert!(registered["actor"].as_str().unwrap().starts_with("iat:"));
+    assert!(entries[3]["event"]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("contacts"));
+    // No secret ever reaches the log.
+    let text = serde_json::to_string(&entries).unwrap();
+    for secret in [
+        iat.as_str(),
+        admitted["client_secret"].as_str().unwrap(),
+        admitted["registration_access_token"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains(secret), "a credential is in the audit log");
+    }
+    let filtered: Value = admin(&format!(
+        "/admin/audit?client_id={}",
+        admitted["client_id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(filtered["entries"].as_array().unwrap().len(), 1);
+
+    server
+        .tamper_with_audit_entry(3, "admitted", "refused")
+        .await;
+    let verified: Value = admin("/admin/audit/verify")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["valid"], false);
+    assert_eq!(verified["first_broken_entry"], 3, "{verified}");
+    server
+}
+
 async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
@@ -307,4 +408,5 @@ on_both_backends!(
     quota,
     max_uses_under_concurrency,
     admin_dry_run,
+    audit_trail,
 );
