@@ -4,6 +4,7 @@
 //! Handlers stay thin: extract, call one service function, map the result.
 //! This is the only crate that knows status codes and headers.
 
+mod admin;
 mod discovery;
 mod error;
 mod extract;
@@ -77,12 +78,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(cors.clone());
     let admin = Router::new()
         .route(
-            "/admin/organizations/{organization}/initial-access-tokens",
-            post(handlers::issue_initial_access_token),
+            "/admin/v1/organizations",
+            get(admin::list_organizations).post(admin::create_organization),
         )
-        .route("/admin/policy/check", post(handlers::check_policy))
-        .route("/admin/audit", get(handlers::audit_entries))
-        .route("/admin/audit/verify", get(handlers::verify_audit));
+        .route(
+            "/admin/v1/organizations/{name}/{action}",
+            post(admin::organization_action),
+        )
+        .route(
+            "/admin/v1/organizations/{organization}/initial-access-tokens",
+            get(admin::list_initial_access_tokens).post(handlers::issue_initial_access_token),
+        )
+        .route(
+            "/admin/v1/initial-access-tokens/{id}/revoke",
+            post(admin::revoke_initial_access_token),
+        )
+        .route(
+            "/admin/v1/clients/{client_id}/{action}",
+            post(admin::client_action),
+        )
+        .route("/admin/v1/policy/check", post(handlers::check_policy))
+        .route("/admin/v1/audit", get(handlers::audit_entries))
+        .route("/admin/v1/audit/verify", get(handlers::verify_audit));
     let under_issuer = public.merge(admin);
 
     let mut app = Router::new().route(

@@ -43,6 +43,7 @@ pub async fn bootstrap(
                     id: organization_id.clone(),
                     name: "default".into(),
                     created_at: now,
+                    status: "active".into(),
                 },
                 admin_token_hash: hasher.hash(Credential::AdminToken, admin_token.expose()),
                 initial_access_token: InitialAccessToken {

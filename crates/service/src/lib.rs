@@ -11,6 +11,7 @@ mod bootstrap;
 pub mod credentials;
 mod error;
 mod keys;
+mod lifecycle;
 mod policy_check;
 mod registration;
 

@@ -43,11 +43,11 @@ struct SecretState {
 
 /// Registration and management of clients.
 pub struct Registrar {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     hasher: Hasher,
     issuer: Issuer,
     config: RegistrationConfig,
-    policy: Arc<Policy>,
+    pub(crate) policy: Arc<Policy>,
 }
 
 /// A client information response (RFC 7591 §3.2.1, RFC 7592 §3): the
@@ -234,6 +234,7 @@ impl Registrar {
             policy_version: self.policy.version.clone(),
             status,
             expires_at: Some(expires_at),
+            approval: None,
         };
         let mut event = context.event(
             format!("iat:{}", iat.id),
@@ -491,6 +492,17 @@ impl Registrar {
         {
             return Err(Error::InvalidToken("the initial access token is not valid"));
         }
+        // The organization must be active: a suspended or offboarded
+        // organization registers nothing, whatever tokens it still holds.
+        let organization = self
+            .store
+            .organization_by_id(&token.organization_id)
+            .await?;
+        if organization.is_none_or(|o| o.status != "active") {
+            return Err(Error::InvalidToken(
+                "the initial access token's organization is not active",
+            ));
+        }
         if token.revoked {
             return Err(Error::InvalidToken(
                 "the initial access token has been revoked",
@@ -658,6 +670,8 @@ fn decision_name(status: ClientStatus) -> &'static str {
     match status {
         ClientStatus::Active => "admitted",
         ClientStatus::Pending => "pending",
+        ClientStatus::Rejected => "rejected",
+        ClientStatus::Revoked => "revoked",
     }
 }
 

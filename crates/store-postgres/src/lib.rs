@@ -106,6 +106,7 @@ fn organization_from_row(row: &PgRow) -> Result<Organization> {
         id: row.try_get("id").map_err(db_err)?,
         name: row.try_get("name").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
+        status: row.try_get("status").map_err(db_err)?,
     })
 }
 
@@ -150,6 +151,7 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
                 .ok_or_else(|| Error::Corrupt(format!("unknown client status {text:?}")))?
         },
         expires_at: row.try_get("expires_at").map_err(db_err)?,
+        approval: row.try_get("approval").map_err(db_err)?,
     })
 }
 
@@ -238,11 +240,12 @@ impl Store for PostgresStore {
     async fn bootstrap(&self, records: Bootstrap, audit: AuditEvent) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let created = sqlx::query(
-            "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO organizations (id, name, created_at, status) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&records.organization.id)
         .bind(&records.organization.name)
         .bind(records.organization.created_at)
+        .bind(&records.organization.status)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?
@@ -263,22 +266,113 @@ impl Store for PostgresStore {
     }
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query("SELECT id, name, created_at, status FROM organizations WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
         row.as_ref().map(organization_from_row).transpose()
     }
 
+    async fn organization_by_id(&self, id: &str) -> Result<Option<Organization>> {
+        let row =
+            sqlx::query("SELECT id, name, created_at, status FROM organizations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        row.as_ref().map(organization_from_row).transpose()
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>> {
+        let rows =
+            sqlx::query("SELECT id, name, created_at, status FROM organizations ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        rows.iter().map(organization_from_row).collect()
+    }
+
+    async fn initial_access_tokens(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<InitialAccessToken>> {
+        let rows = sqlx::query(
+            "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
+             FROM initial_access_tokens WHERE organization_id = $1 ORDER BY created_at, id",
+        )
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(initial_access_token_from_row).collect()
+    }
+
+    async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let run = |sql: &'static str| sqlx::query(sql);
+        let changed = match &change {
+            Change::ApproveClient { client_id, approval } => run(
+                "UPDATE clients SET status = 'active', approval = $2 WHERE client_id = $1 AND status = 'pending'",
+            )
+            .bind(client_id)
+            .bind(approval),
+            Change::RejectClient { client_id, approval } => run(
+                "UPDATE clients SET status = 'rejected', approval = $2 WHERE client_id = $1 AND status = 'pending'",
+            )
+            .bind(client_id)
+            .bind(approval),
+            Change::SetOrganizationStatus { organization_id, from, to } => {
+                run("UPDATE organizations SET status = $3 WHERE id = $1 AND status = $2")
+                    .bind(organization_id)
+                    .bind(from)
+                    .bind(to)
+            }
+            Change::OffboardOrganization { organization_id } => {
+                run("UPDATE organizations SET status = 'offboarded' WHERE id = $1 AND status <> 'offboarded'")
+                    .bind(organization_id)
+            }
+            Change::RevokeInitialAccessToken { id } => {
+                run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
+            }
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !changed {
+            return Ok(false);
+        }
+        if let Change::OffboardOrganization { organization_id } = &change {
+            for sql in [
+                "UPDATE clients SET status = 'revoked' WHERE organization_id = $1",
+                "UPDATE initial_access_tokens SET revoked = TRUE WHERE organization_id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(organization_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
     async fn insert_organization(&self, org: Organization) -> Result<()> {
-        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&org.id)
-            .bind(&org.name)
-            .bind(org.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at, status) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&org.id)
+        .bind(&org.name)
+        .bind(org.created_at)
+        .bind(&org.status)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -338,7 +432,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
              secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             expires_at, approval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&client.client_id)
         .bind(&client.organization_id)
@@ -353,6 +447,7 @@ impl Store for PostgresStore {
         .bind(&client.policy_version)
         .bind(client.status.as_str())
         .bind(client.expires_at)
+        .bind(&client.approval)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -375,7 +470,7 @@ impl Store for PostgresStore {
         let row = sqlx::query(
             "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
              secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
-             status, expires_at FROM clients WHERE client_id = $1",
+             status, expires_at, approval FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)

@@ -131,16 +131,50 @@ impl Store for SqliteStore {
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
         self.read(|c| {
-            c.prepare_cached("SELECT id, name, created_at FROM organizations WHERE name = ?1")?
-                .query_row([name], |r| {
-                    Ok(Organization {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                })
-                .optional()
+            c.prepare_cached(
+                "SELECT id, name, created_at, status FROM organizations WHERE name = ?1",
+            )?
+            .query_row([name], rows::organization)
+            .optional()
         })
+    }
+
+    async fn organization_by_id(&self, id: &str) -> Result<Option<Organization>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, name, created_at, status FROM organizations WHERE id = ?1",
+            )?
+            .query_row([id], rows::organization)
+            .optional()
+        })
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, name, created_at, status FROM organizations ORDER BY name",
+            )?
+            .query_map([], rows::organization)?
+            .collect()
+        })
+    }
+
+    async fn initial_access_tokens(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<InitialAccessToken>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
+                 FROM initial_access_tokens WHERE organization_id = ?1 ORDER BY created_at, id",
+            )?
+            .query_map([organization_id], rows::initial_access_token)?
+            .collect()
+        })
+    }
+
+    async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool> {
+        self.writer.submit(WriteOp::Change(change, audit)).await
     }
 
     async fn insert_organization(&self, org: Organization) -> Result<()> {
@@ -207,7 +241,7 @@ impl Store for SqliteStore {
             c.prepare_cached(
                 "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
                  secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
-                 status, expires_at FROM clients WHERE client_id = ?1",
+                 status, expires_at, approval FROM clients WHERE client_id = ?1",
             )?
             .query_row([client_id], rows::client)
             .optional()

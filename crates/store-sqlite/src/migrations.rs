@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_governance.sql"),
     include_str!("../migrations/0003_audit.sql"),
+    include_str!("../migrations/0004_lifecycle.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

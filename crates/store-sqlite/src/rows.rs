@@ -1,7 +1,9 @@
 //! Decoding rows into records. Hash columns must be exactly 32 bytes;
 //! anything else is reported as a conversion failure, never truncated.
 
-use charter_store::{AuditRecord, ClientRecord, ClientStatus, InitialAccessToken, TokenHash};
+use charter_store::{
+    AuditRecord, ClientRecord, ClientStatus, InitialAccessToken, Organization, TokenHash,
+};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::Row;
 
@@ -61,6 +63,7 @@ pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
             })?
         },
         expires_at: r.get(12)?,
+        approval: r.get(13)?,
     })
 }
 
@@ -71,5 +74,14 @@ pub(crate) fn audit(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
         event_json: r.get(2)?,
         prev_hash: r.get::<_, Hash>(3)?.0,
         hash: r.get::<_, Hash>(4)?.0,
+    })
+}
+
+pub(crate) fn organization(r: &Row<'_>) -> rusqlite::Result<Organization> {
+    Ok(Organization {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+        status: r.get(3)?,
     })
 }

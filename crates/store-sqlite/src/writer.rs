@@ -10,7 +10,7 @@
 
 use charter_store::audit::{self, AuditEvent};
 use charter_store::{
-    Bootstrap, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
+    Bootstrap, Change, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
     SigningKeyRecord, TokenHash,
 };
 use rusqlite::{params, Connection, OptionalExtension};
@@ -30,6 +30,7 @@ pub(crate) enum WriteOp {
     UpdateClient(Box<ClientUpdate>, AuditEvent),
     DeleteClient(String, TokenHash, AuditEvent),
     AppendAudit(AuditEvent),
+    Change(Change, AuditEvent),
     EnsureSigningKeys(Vec<SigningKeyRecord>),
 }
 
@@ -42,7 +43,8 @@ impl WriteOp {
             | WriteOp::InsertClient(_, a)
             | WriteOp::UpdateClient(_, a)
             | WriteOp::DeleteClient(_, _, a)
-            | WriteOp::AppendAudit(a) => Some(a),
+            | WriteOp::AppendAudit(a)
+            | WriteOp::Change(_, a) => Some(a),
             WriteOp::InsertOrganization(_) | WriteOp::EnsureSigningKeys(_) => None,
         }
     }
@@ -292,8 +294,8 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
     match op {
         WriteOp::Bootstrap(b, _) => {
             let created = conn
-                .prepare_cached("INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING")?
-                .execute(params![b.organization.id, b.organization.name, b.organization.created_at])?
+                .prepare_cached("INSERT INTO organizations (id, name, created_at, status) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING")?
+                .execute(params![b.organization.id, b.organization.name, b.organization.created_at, b.organization.status])?
                 == 1;
             if created {
                 conn.prepare_cached(
@@ -306,13 +308,14 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
         }
         WriteOp::InsertOrganization(o) => {
             conn.prepare_cached(
-                "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO organizations (id, name, created_at, status) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![o.id, o.name, o.created_at])?;
+            .execute(params![o.id, o.name, o.created_at, o.status])?;
             Ok(true)
         }
         WriteOp::InsertInitialAccessToken(t, _) => insert_iat(conn, t).map(|_| true),
         WriteOp::AppendAudit(_) => Ok(true),
+        WriteOp::Change(change, _) => apply_change(conn, change),
         WriteOp::InsertClient(c, _) => {
             // Count the use first: if the token is exhausted nothing is stored.
             if let Some(iat) = &c.initial_access_token_id {
@@ -329,7 +332,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
             conn.prepare_cached(
                 "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
                  secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-                 expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 expires_at, approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 c.client_id,
@@ -345,6 +348,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                 c.policy_version,
                 c.status.as_str(),
                 c.expires_at,
+                c.approval,
             ])?;
             Ok(true)
         }
@@ -386,6 +390,36 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
+    let changed = match change {
+        Change::ApproveClient { client_id, approval } => conn
+            .prepare_cached("UPDATE clients SET status = 'active', approval = ?2 WHERE client_id = ?1 AND status = 'pending'")?
+            .execute(params![client_id, approval])?,
+        Change::RejectClient { client_id, approval } => conn
+            .prepare_cached("UPDATE clients SET status = 'rejected', approval = ?2 WHERE client_id = ?1 AND status = 'pending'")?
+            .execute(params![client_id, approval])?,
+        Change::SetOrganizationStatus { organization_id, from, to } => conn
+            .prepare_cached("UPDATE organizations SET status = ?3 WHERE id = ?1 AND status = ?2")?
+            .execute(params![organization_id, from, to])?,
+        Change::OffboardOrganization { organization_id } => {
+            let changed = conn
+                .prepare_cached("UPDATE organizations SET status = 'offboarded' WHERE id = ?1 AND status <> 'offboarded'")?
+                .execute([organization_id])?;
+            if changed == 1 {
+                conn.prepare_cached("UPDATE clients SET status = 'revoked' WHERE organization_id = ?1")?
+                    .execute([organization_id])?;
+                conn.prepare_cached("UPDATE initial_access_tokens SET revoked = 1 WHERE organization_id = ?1")?
+                    .execute([organization_id])?;
+            }
+            changed
+        }
+        Change::RevokeInitialAccessToken { id } => conn
+            .prepare_cached("UPDATE initial_access_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0")?
+            .execute([id])?,
+    };
+    Ok(changed == 1)
 }
 
 fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usize> {

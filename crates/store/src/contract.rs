@@ -17,6 +17,7 @@ fn org(id: &str) -> Organization {
         id: id.into(),
         name: format!("name-{id}"),
         created_at: 1_700_000_000,
+        status: "active".into(),
     }
 }
 
@@ -35,6 +36,7 @@ fn client(id: &str, org_id: &str, rat: u8) -> ClientRecord {
         policy_version: "v1".into(),
         status: ClientStatus::Active,
         expires_at: Some(1_900_000_000),
+        approval: None,
     }
 }
 
@@ -61,7 +63,89 @@ pub async fn run(store: &dyn Store) {
     concurrent_inserts_are_all_durable(store).await;
     initial_access_token_uses_are_counted_atomically(store).await;
     signing_keys(store).await;
+    lifecycle_changes(store).await;
     audit_chain(store).await;
+}
+
+async fn lifecycle_changes(store: &dyn Store) {
+    let change = |c: Change| store.apply_change(c, ev("lifecycle"));
+    let approve = |id: &str| Change::ApproveClient {
+        client_id: id.into(),
+        approval: "{\"by\":\"admin\"}".into(),
+    };
+    assert!(change(approve("pending-1")).await.unwrap());
+    let approved = store.client("pending-1").await.unwrap().unwrap();
+    assert_eq!(
+        (approved.status, approved.approval.as_deref()),
+        (ClientStatus::Active, Some("{\"by\":\"admin\"}"))
+    );
+    assert!(
+        !change(approve("pending-1")).await.unwrap(),
+        "only a pending client can be approved"
+    );
+    let reject = Change::RejectClient {
+        client_id: "c1-gone".into(),
+        approval: "{}".into(),
+    };
+    assert!(!change(reject).await.unwrap());
+
+    store.insert_organization(org("o2")).await.unwrap();
+    store
+        .insert_initial_access_token(iat("iat-o2", "o2", 60, None), ev("iat.issue"))
+        .await
+        .unwrap();
+    store
+        .insert_client(client("o2-client", "o2", 61), ev("client.register"))
+        .await
+        .unwrap();
+    let suspend = Change::SetOrganizationStatus {
+        organization_id: "o2".into(),
+        from: "active".into(),
+        to: "suspended".into(),
+    };
+    assert!(change(suspend.clone()).await.unwrap());
+    assert!(!change(suspend).await.unwrap(), "already suspended");
+    assert_eq!(
+        store
+            .organization_by_id("o2")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "suspended"
+    );
+    assert!(change(Change::OffboardOrganization {
+        organization_id: "o2".into()
+    })
+    .await
+    .unwrap());
+    assert!(!change(Change::OffboardOrganization {
+        organization_id: "o2".into()
+    })
+    .await
+    .unwrap());
+    assert_eq!(
+        store.client("o2-client").await.unwrap().unwrap().status,
+        ClientStatus::Revoked
+    );
+    let tokens = store.initial_access_tokens("o2").await.unwrap();
+    assert!(tokens.iter().all(|t| t.revoked) && tokens.len() == 1);
+    assert!(store
+        .organizations()
+        .await
+        .unwrap()
+        .iter()
+        .any(|o| o.id == "o2" && o.status == "offboarded"));
+    assert!(
+        change(Change::RevokeInitialAccessToken { id: "iat-2".into() })
+            .await
+            .unwrap()
+    );
+    assert!(
+        !change(Change::RevokeInitialAccessToken { id: "iat-2".into() })
+            .await
+            .unwrap()
+    );
 }
 
 /// Every change above appended one entry, changes that did nothing appended
@@ -87,8 +171,10 @@ async fn audit_chain(store: &dyn Store) {
     );
     assert_eq!(count("client.delete"), 1, "failed deletes append nothing");
     assert_eq!(count("client.register.refused"), 1);
-    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 stored clients.
-    assert_eq!(count("client.register"), 72, "{actions:?}");
+    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 + 1 stored clients.
+    assert_eq!(count("client.register"), 73, "{actions:?}");
+    // Changes that applied: approve, suspend, offboard, revoke.
+    assert_eq!(count("lifecycle"), 4, "{actions:?}");
     let page = store.audit_entries(entries[9].seq, 5).await.unwrap();
     assert_eq!(page.len(), 5);
     assert_eq!(page[0].seq, entries[10].seq);
@@ -100,6 +186,7 @@ async fn bootstrap_once(store: &dyn Store) {
             id: "org-default".into(),
             name: "default".into(),
             created_at: 1,
+            status: "active".into(),
         },
         admin_token_hash: hash(1),
         initial_access_token: InitialAccessToken {

@@ -24,6 +24,38 @@ pub struct Organization {
     pub id: String,
     pub name: String,
     pub created_at: UnixTime,
+    /// `active`, `suspended` or `offboarded`.
+    pub status: String,
+}
+
+/// A governance change that is not a registration or a management
+/// operation; each is applied with its audit entry in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A pending client becomes active; `approval` is the JSON approval record.
+    ApproveClient {
+        client_id: String,
+        approval: String,
+    },
+    /// A pending client is rejected; `approval` records who and why.
+    RejectClient {
+        client_id: String,
+        approval: String,
+    },
+    /// An active organization is suspended, or a suspended one resumed.
+    SetOrganizationStatus {
+        organization_id: String,
+        from: String,
+        to: String,
+    },
+    /// The organization is offboarded: its clients are revoked and its
+    /// initial access tokens revoked, all at once.
+    OffboardOrganization {
+        organization_id: String,
+    },
+    RevokeInitialAccessToken {
+        id: String,
+    },
 }
 
 /// An initial access token (RFC 7591 §1.2), bound to an organization.
@@ -51,6 +83,10 @@ pub enum ClientStatus {
     Active,
     /// Registered, waiting for an administrator's approval; not usable.
     Pending,
+    /// Refused by an administrator; never usable.
+    Rejected,
+    /// Revoked (for example with its organization); never usable again.
+    Revoked,
 }
 
 impl ClientStatus {
@@ -58,6 +94,8 @@ impl ClientStatus {
         match self {
             ClientStatus::Active => "active",
             ClientStatus::Pending => "pending",
+            ClientStatus::Rejected => "rejected",
+            ClientStatus::Revoked => "revoked",
         }
     }
 
@@ -65,6 +103,8 @@ impl ClientStatus {
         match text {
             "active" => Some(ClientStatus::Active),
             "pending" => Some(ClientStatus::Pending),
+            "rejected" => Some(ClientStatus::Rejected),
+            "revoked" => Some(ClientStatus::Revoked),
             _ => None,
         }
     }
@@ -93,6 +133,8 @@ pub struct ClientRecord {
     /// When the client's registration ends; `None` only for records from
     /// before governance existed.
     pub expires_at: Option<UnixTime>,
+    /// The approval or rejection record (JSON: by, reason, policy version, at, until).
+    pub approval: Option<String>,
 }
 
 /// The outcome of storing a new client.
@@ -175,6 +217,13 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn bootstrap(&self, records: Bootstrap, audit: AuditEvent) -> Result<bool>;
 
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    async fn organization_by_id(&self, id: &str) -> Result<Option<Organization>>;
+    async fn organizations(&self) -> Result<Vec<Organization>>;
+    async fn initial_access_tokens(&self, organization_id: &str)
+        -> Result<Vec<InitialAccessToken>>;
+    /// Applies `change` and appends `audit` in one transaction if the change
+    /// applies (its precondition holds); returns whether it did.
+    async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool>;
     async fn insert_organization(&self, org: Organization) -> Result<()>;
 
     /// Whether a hash belongs to an admin token.

@@ -223,7 +223,7 @@ impl TestServer {
     pub async fn mint_iat(&self, body: &Value) -> String {
         let response = self
             .http
-            .post(self.url("/admin/organizations/default/initial-access-tokens"))
+            .post(self.url("/admin/v1/organizations/default/initial-access-tokens"))
             .bearer_auth(&self.admin_token)
             .json(body)
             .send()

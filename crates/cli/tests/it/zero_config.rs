@@ -176,7 +176,7 @@ async fn zero_config_first_start() {
     // The saved admin token still works: mint another initial access token.
     let (status, minted) = send(
         http.post(format!(
-            "{base}/admin/organizations/default/initial-access-tokens"
+            "{base}/admin/v1/organizations/default/initial-access-tokens"
         ))
         .bearer_auth(&admin_token)
         .json(&json!({})),

@@ -238,7 +238,7 @@ async fn admin_dry_run(server: TestServer) -> TestServer {
     let check = |profile: &str, body: Value| {
         server
             .http
-            .post(server.url(&format!("/admin/policy/check?profile={profile}")))
+            .post(server.url(&format!("/admin/v1/policy/check?profile={profile}")))
             .bearer_auth(&server.admin_token)
             .json(&body)
             .send()
@@ -265,7 +265,7 @@ async fn admin_dry_run(server: TestServer) -> TestServer {
         .any(|r| r.as_str().unwrap().contains("contacts")));
     let response = server
         .http
-        .post(server.url("/admin/policy/check"))
+        .post(server.url("/admin/v1/policy/check"))
         .bearer_auth(&server.iat)
         .json(&json!({}))
         .send()
@@ -301,14 +301,14 @@ async fn audit_trail(server: TestServer) -> TestServer {
             .bearer_auth(&server.admin_token)
             .send()
     };
-    let verified: Value = admin("/admin/audit/verify")
+    let verified: Value = admin("/admin/v1/audit/verify")
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(verified["valid"], true, "{verified}");
-    let entries: Value = admin("/admin/audit?limit=100")
+    let entries: Value = admin("/admin/v1/audit?limit=100")
         .await
         .unwrap()
         .json()
@@ -353,7 +353,7 @@ async fn audit_trail(server: TestServer) -> TestServer {
         assert!(!text.contains(secret), "a credential is in the audit log");
     }
     let filtered: Value = admin(&format!(
-        "/admin/audit?client_id={}",
+        "/admin/v1/audit?client_id={}",
         admitted["client_id"].as_str().unwrap()
     ))
     .await
@@ -366,7 +366,7 @@ async fn audit_trail(server: TestServer) -> TestServer {
     server
         .tamper_with_audit_entry(3, "admitted", "refused")
         .await;
-    let verified: Value = admin("/admin/audit/verify")
+    let verified: Value = admin("/admin/v1/audit/verify")
         .await
         .unwrap()
         .json()
@@ -374,6 +374,232 @@ async fn audit_trail(server: TestServer) -> TestServer {
         .unwrap();
     assert_eq!(verified["valid"], false);
     assert_eq!(verified["first_broken_entry"], 3, "{verified}");
+    server
+}
+
+async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let response = server
+        .http
+        .post(server.url(path))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn read_client(server: &TestServer, client: &Value) -> Value {
+    server
+        .http
+        .get(client["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(client["registration_access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+// Pending → approved (who, why, policy version, until) → active; rejection is final.
+async fn approval_is_a_record(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "deploy"});
+    let a: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["status"], "pending");
+    let approve = |id: &str| format!("/admin/v1/clients/{id}/approve");
+    let (status, answer) = admin_post(
+        &server,
+        &approve(a["client_id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 400, "a reason is required: {answer}");
+    let (status, record) = admin_post(
+        &server,
+        &approve(a["client_id"].as_str().unwrap()),
+        json!({"reason": "deploy bot for team X", "valid_for": 86400}),
+    )
+    .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["policy_version"], "2026-11-23.1");
+    assert_eq!(record["reason"], "deploy bot for team X");
+    assert_eq!(
+        record["until"].as_i64().unwrap() - record["at"].as_i64().unwrap(),
+        86400
+    );
+    assert_eq!(read_client(&server, &a).await["status"], "active");
+    let (status, _) = admin_post(
+        &server,
+        &approve(a["client_id"].as_str().unwrap()),
+        json!({"reason": "again"}),
+    )
+    .await;
+    assert_eq!(status, 400, "only pending clients are approved");
+    let (status, _) = admin_post(
+        &server,
+        &format!(
+            "/admin/v1/clients/{}/reject",
+            b["client_id"].as_str().unwrap()
+        ),
+        json!({"reason": "unknown team"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(read_client(&server, &b).await["status"], "rejected");
+    let (status, _) = admin_post(
+        &server,
+        &approve(b["client_id"].as_str().unwrap()),
+        json!({"reason": "changed my mind"}),
+    )
+    .await;
+    assert_eq!(status, 400, "a rejected client stays rejected");
+    let trail: Value = server
+        .http
+        .get(server.url("/admin/v1/audit?limit=100"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"client.approve") && actions.contains(&"client.reject"),
+        "{actions:?}"
+    );
+    server
+}
+
+// Organizations: create, suspend (no registrations), resume, offboard (clients
+// and tokens revoked together); tokens listed with usage and revocable.
+async fn organization_lifecycle(server: TestServer) -> TestServer {
+    let (status, org) =
+        admin_post(&server, "/admin/v1/organizations", json!({"name": "acme"})).await;
+    assert_eq!(status, 201, "{org}");
+    let (status, _) = admin_post(&server, "/admin/v1/organizations", json!({"name": "acme"})).await;
+    assert_eq!(status, 400, "names are unique");
+    let (status, minted) = admin_post(
+        &server,
+        "/admin/v1/organizations/acme/initial-access-tokens",
+        json!({"max_uses": 3}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let iat = minted["initial_access_token"].as_str().unwrap().to_owned();
+    let body = json!({"grant_types": ["client_credentials"]});
+    let client: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(client["organization_id"], org["id"]);
+
+    let tokens: Value = server
+        .http
+        .get(server.url("/admin/v1/organizations/acme/initial-access-tokens"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = &tokens["initial_access_tokens"][0];
+    assert_eq!(
+        (token["uses"].as_i64(), token["max_uses"].as_i64()),
+        (Some(1), Some(3))
+    );
+    assert!(
+        !tokens.to_string().contains(&iat),
+        "listing never shows a token"
+    );
+
+    let (status, suspended) = admin_post(
+        &server,
+        "/admin/v1/organizations/acme/suspend",
+        json!({"reason": "audit"}),
+    )
+    .await;
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (200, Some("suspended"))
+    );
+    assert_eq!(
+        server.register_with(Some(&iat), &body).await.status(),
+        401,
+        "a suspended organization registers nothing"
+    );
+    let (status, _) = admin_post(
+        &server,
+        "/admin/v1/organizations/acme/resume",
+        json!({"reason": "cleared"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(server.register_with(Some(&iat), &body).await.status(), 201);
+
+    let (status, offboarded) = admin_post(
+        &server,
+        "/admin/v1/organizations/acme/offboard",
+        json!({"reason": "contract ended"}),
+    )
+    .await;
+    assert_eq!(
+        (status, offboarded["status"].as_str()),
+        (200, Some("offboarded"))
+    );
+    assert_eq!(read_client(&server, &client).await["status"], "revoked");
+    assert_eq!(server.register_with(Some(&iat), &body).await.status(), 401);
+    let (status, _) = admin_post(
+        &server,
+        "/admin/v1/organizations/acme/resume",
+        json!({"reason": "no"}),
+    )
+    .await;
+    assert_eq!(status, 400, "offboarding is final");
+
+    let (_, minted) = admin_post(
+        &server,
+        "/admin/v1/organizations/default/initial-access-tokens",
+        json!({}),
+    )
+    .await;
+    let other = minted["initial_access_token"].as_str().unwrap().to_owned();
+    let id = minted["id"].as_str().unwrap().to_owned();
+    let response = server
+        .http
+        .post(server.url(&format!("/admin/v1/initial-access-tokens/{id}/revoke")))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        server.register_with(Some(&other), &body).await.status(),
+        401,
+        "a revoked token registers nothing"
+    );
     server
 }
 
@@ -409,4 +635,6 @@ on_both_backends!(
     max_uses_under_concurrency,
     admin_dry_run,
     audit_trail,
+    approval_is_a_record,
+    organization_lifecycle,
 );

@@ -329,7 +329,7 @@ on_both_backends!(
 
 // The admin API mints initial access tokens for an organization.
 async fn admin_issues_initial_access_tokens(server: TestServer) -> TestServer {
-    let url = server.url("/admin/organizations/default/initial-access-tokens");
+    let url = server.url("/admin/v1/organizations/default/initial-access-tokens");
     let response = server
         .http
         .post(&url)
@@ -357,7 +357,7 @@ async fn admin_issues_initial_access_tokens(server: TestServer) -> TestServer {
             .status(),
         201
     );
-    let missing = server.url("/admin/organizations/nope/initial-access-tokens");
+    let missing = server.url("/admin/v1/organizations/nope/initial-access-tokens");
     let response = server
         .http
         .post(&missing)

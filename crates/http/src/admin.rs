@@ -1,0 +1,158 @@
+//! The admin API (`/admin/v1/…`): lifecycle actions over organizations,
+//! initial access tokens and pending clients. Every handler requires an
+//! admin token and calls one service function.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use charter_store::{InitialAccessToken, Organization};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use crate::error::ApiError;
+use crate::extract::{Admin, Context, JsonObject};
+use crate::AppState;
+
+fn organization_json(o: &Organization) -> Value {
+    json!({"id": o.id, "name": o.name, "status": o.status, "created_at": o.created_at})
+}
+
+fn token_json(t: &InitialAccessToken) -> Value {
+    json!({
+        "id": t.id, "profile": t.profile, "created_at": t.created_at, "expires_at": t.expires_at,
+        "revoked": t.revoked, "max_uses": t.max_uses, "uses": t.uses,
+    })
+}
+
+fn string_member<'a>(
+    body: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, ApiError> {
+    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+        charter_protocol::Error::invalid_request(format!("{name}: required string")).into()
+    })
+}
+
+pub async fn list_organizations(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+) -> Result<Response, ApiError> {
+    let orgs = state.registrar.organizations().await?;
+    Ok(
+        Json(json!({"organizations": orgs.iter().map(organization_json).collect::<Vec<_>>()}))
+            .into_response(),
+    )
+}
+
+pub async fn create_organization(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Context(context): Context,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let org = state
+        .registrar
+        .create_organization(string_member(&body, "name")?, &context)
+        .await?;
+    Ok((StatusCode::CREATED, Json(organization_json(&org))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct OrganizationAction {
+    name: String,
+    action: String,
+}
+
+/// `POST /admin/v1/organizations/{name}/{suspend|resume|offboard}` with a `reason`.
+pub async fn organization_action(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Context(context): Context,
+    Path(OrganizationAction { name, action }): Path<OrganizationAction>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let to = match action.as_str() {
+        "suspend" => "suspended",
+        "resume" => "active",
+        "offboard" => "offboarded",
+        _ => {
+            return Err(charter_protocol::Error::invalid_request(
+                "action: use suspend, resume or offboard",
+            )
+            .into())
+        }
+    };
+    let org = state
+        .registrar
+        .set_organization_status(&name, to, string_member(&body, "reason")?, &context)
+        .await?;
+    Ok(Json(organization_json(&org)).into_response())
+}
+
+pub async fn list_initial_access_tokens(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(organization): Path<String>,
+) -> Result<Response, ApiError> {
+    let tokens = state.registrar.initial_access_tokens(&organization).await?;
+    Ok(
+        Json(json!({"initial_access_tokens": tokens.iter().map(token_json).collect::<Vec<_>>()}))
+            .into_response(),
+    )
+}
+
+pub async fn revoke_initial_access_token(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Context(context): Context,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .registrar
+        .revoke_initial_access_token(&id, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ClientAction {
+    client_id: String,
+    action: String,
+}
+
+/// `POST /admin/v1/clients/{client_id}/{approve|reject}` with a `reason`
+/// and, for approvals, an optional `valid_for` in seconds.
+pub async fn client_action(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Context(context): Context,
+    Path(ClientAction { client_id, action }): Path<ClientAction>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let reason = string_member(&body, "reason")?;
+    let record = match action.as_str() {
+        "approve" => {
+            let valid_for = match body.get("valid_for") {
+                None => None,
+                Some(v) => Some(v.as_i64().ok_or_else(|| {
+                    charter_protocol::Error::invalid_request(
+                        "valid_for: must be an integer number of seconds",
+                    )
+                })?),
+            };
+            state
+                .registrar
+                .approve(&client_id, reason, valid_for, &context)
+                .await?
+        }
+        "reject" => state.registrar.reject(&client_id, reason, &context).await?,
+        _ => {
+            return Err(
+                charter_protocol::Error::invalid_request("action: use approve or reject").into(),
+            )
+        }
+    };
+    Ok(Json(record).into_response())
+}

@@ -1,0 +1,249 @@
+//! Administrative lifecycle actions: approving and rejecting pending
+//! clients, creating, suspending, resuming and offboarding organizations,
+//! listing and revoking initial access tokens. Each is one
+//! `store::Change` applied with its audit entry in one transaction.
+
+use charter_protocol::Error as ProtocolError;
+use charter_store::{Change, InitialAccessToken, Organization};
+use serde_json::{json, Value};
+
+use crate::credentials;
+use crate::registration::{Registrar, RequestContext};
+use crate::Error;
+
+/// The longest an approval may hold before it must be renewed.
+const MAX_APPROVAL_SECS: i64 = 3 * 366 * 86_400;
+
+fn not_found(what: &str) -> Error {
+    ProtocolError::invalid_request(what.to_owned()).into()
+}
+
+impl Registrar {
+    async fn organization(&self, name: &str) -> Result<Organization, Error> {
+        self.store
+            .organization_by_name(name)
+            .await?
+            .ok_or_else(|| not_found(&format!("organization: {name:?} does not exist")))
+    }
+
+    /// Approves a pending client: who, why, under which policy version, and
+    /// until when the approval holds (`valid_for_secs`, default: the client's
+    /// own expiry).
+    pub async fn approve(
+        &self,
+        client_id: &str,
+        reason: &str,
+        valid_for_secs: Option<i64>,
+        context: &RequestContext,
+    ) -> Result<Value, Error> {
+        self.decide_pending(client_id, reason, valid_for_secs, true, context)
+            .await
+    }
+
+    /// Rejects a pending client with a reason; it can never be used.
+    pub async fn reject(
+        &self,
+        client_id: &str,
+        reason: &str,
+        context: &RequestContext,
+    ) -> Result<Value, Error> {
+        self.decide_pending(client_id, reason, None, false, context)
+            .await
+    }
+
+    async fn decide_pending(
+        &self,
+        client_id: &str,
+        reason: &str,
+        valid_for_secs: Option<i64>,
+        approve: bool,
+        context: &RequestContext,
+    ) -> Result<Value, Error> {
+        if reason.trim().is_empty() {
+            return Err(ProtocolError::invalid_request(
+                "reason: required; an approval or rejection records why",
+            )
+            .into());
+        }
+        if valid_for_secs.is_some_and(|s| !(60..=MAX_APPROVAL_SECS).contains(&s)) {
+            return Err(ProtocolError::invalid_request(format!(
+                "valid_for: must be 60 to {MAX_APPROVAL_SECS} seconds"
+            ))
+            .into());
+        }
+        let client = self
+            .store
+            .client(client_id)
+            .await?
+            .ok_or_else(|| not_found(&format!("client: {client_id:?} does not exist")))?;
+        let now = crate::now();
+        let until = valid_for_secs.map(|s| now + s).or(client.expires_at);
+        let record = json!({
+            "decision": if approve { "approved" } else { "rejected" },
+            "by": "admin",
+            "reason": reason,
+            "policy_version": self.policy.version,
+            "at": now,
+            "until": if approve { json!(until) } else { Value::Null },
+        });
+        let approval = record.to_string();
+        let change = if approve {
+            Change::ApproveClient {
+                client_id: client_id.to_owned(),
+                approval,
+            }
+        } else {
+            Change::RejectClient {
+                client_id: client_id.to_owned(),
+                approval,
+            }
+        };
+        let action = if approve {
+            "client.approve"
+        } else {
+            "client.reject"
+        };
+        let mut event = context.event("admin", action, "done");
+        event.organization_id = Some(client.organization_id.clone());
+        event.client_id = Some(client_id.to_owned());
+        event.reasons = vec![reason.to_owned()];
+        event.policy_version = Some(self.policy.version.clone());
+        if !self.store.apply_change(change, event).await? {
+            return Err(ProtocolError::invalid_request(format!(
+                "client: {client_id:?} is {}, not pending; only pending clients are approved or rejected",
+                client.status.as_str()
+            ))
+            .into());
+        }
+        Ok(record)
+    }
+
+    /// Creates an organization.
+    pub async fn create_organization(
+        &self,
+        name: &str,
+        context: &RequestContext,
+    ) -> Result<Organization, Error> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            return Err(ProtocolError::invalid_request(
+                "name: 1 to 64 characters among letters, digits, '-', '_' and '.'",
+            )
+            .into());
+        }
+        let org = Organization {
+            id: format!("org_{}", credentials::random_id()?),
+            name: name.to_owned(),
+            created_at: crate::now(),
+            status: "active".into(),
+        };
+        match self.store.insert_organization(org.clone()).await {
+            Ok(()) => {}
+            Err(charter_store::Error::Conflict(_)) => {
+                return Err(ProtocolError::invalid_request(format!(
+                    "name: organization {name:?} already exists"
+                ))
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut event = context.event("admin", "organization.create", "done");
+        event.organization_id = Some(org.id.clone());
+        event.reasons = vec![format!("organization {name:?} created")];
+        self.store.append_audit(event).await?;
+        Ok(org)
+    }
+
+    pub async fn organizations(&self) -> Result<Vec<Organization>, Error> {
+        Ok(self.store.organizations().await?)
+    }
+
+    /// Suspends (`active` → `suspended`) or resumes (`suspended` → `active`)
+    /// an organization; offboards it (all clients revoked, all tokens
+    /// revoked, in one transaction) for `offboarded`.
+    pub async fn set_organization_status(
+        &self,
+        name: &str,
+        to: &str,
+        reason: &str,
+        context: &RequestContext,
+    ) -> Result<Organization, Error> {
+        let org = self.organization(name).await?;
+        let (change, action) = match to {
+            "suspended" => (
+                Change::SetOrganizationStatus {
+                    organization_id: org.id.clone(),
+                    from: "active".into(),
+                    to: to.into(),
+                },
+                "organization.suspend",
+            ),
+            "active" => (
+                Change::SetOrganizationStatus {
+                    organization_id: org.id.clone(),
+                    from: "suspended".into(),
+                    to: to.into(),
+                },
+                "organization.resume",
+            ),
+            "offboarded" => (
+                Change::OffboardOrganization {
+                    organization_id: org.id.clone(),
+                },
+                "organization.offboard",
+            ),
+            other => {
+                return Err(ProtocolError::invalid_request(format!(
+                    "status: {other:?} is not one of suspended, active, offboarded"
+                ))
+                .into())
+            }
+        };
+        let mut event = context.event("admin", action, "done");
+        event.organization_id = Some(org.id.clone());
+        event.reasons = vec![reason.to_owned()];
+        if !self.store.apply_change(change, event).await? {
+            return Err(ProtocolError::invalid_request(format!(
+                "organization {name:?} is {} and cannot become {to}",
+                org.status
+            ))
+            .into());
+        }
+        self.organization(name).await
+    }
+
+    /// The organization's initial access tokens with their usage (never the tokens).
+    pub async fn initial_access_tokens(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<InitialAccessToken>, Error> {
+        let org = self.organization(organization).await?;
+        Ok(self.store.initial_access_tokens(&org.id).await?)
+    }
+
+    pub async fn revoke_initial_access_token(
+        &self,
+        id: &str,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
+        let mut event = context.event("admin", "iat.revoke", "done");
+        event.reasons = vec![format!("iat {id} revoked")];
+        if !self
+            .store
+            .apply_change(
+                Change::RevokeInitialAccessToken { id: id.to_owned() },
+                event,
+            )
+            .await?
+        {
+            return Err(not_found(&format!(
+                "initial access token {id:?} does not exist or is already revoked"
+            )));
+        }
+        Ok(())
+    }
+}
