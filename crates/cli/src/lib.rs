@@ -205,7 +205,12 @@ pub async fn start_with_store(
         config.registration.clone(),
         Arc::new(config.policy.clone()),
     );
-    let app = router(Arc::new(AppState::new(registrar, issuer.clone(), &keys)));
+    let app = router(Arc::new(AppState::new(
+        registrar,
+        issuer.clone(),
+        &keys,
+        config.limits,
+    )));
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
 
     let task = match &config.server.tls {

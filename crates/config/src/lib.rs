@@ -34,6 +34,17 @@ pub struct RawConfig {
     /// profile allows what the protocol rules allow.
     #[serde(default)]
     pub policy: charter_policy::RawPolicy,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// Rate limits (GCRA). Rates are per second; 0 switches a limit off.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub registrations_per_second_per_source: Option<u32>,
+    pub registrations_per_second_per_initial_access_token: Option<u32>,
+    pub failed_authentications_per_minute_per_source: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -89,6 +100,17 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub secrets: SecretsConfig,
     pub policy: charter_policy::Policy,
+    pub limits: LimitsConfig,
+}
+
+/// Validated rate limits; `None` is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub registrations_per_second_per_source: Option<u32>,
+    pub registrations_per_second_per_initial_access_token: Option<u32>,
+    /// Failed bearer-token attempts (IAT, RAT, admin) a source may make per
+    /// minute before it is refused with 429 (RFC 7592 §5 asks for this).
+    pub failed_authentications_per_minute_per_source: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -405,6 +427,22 @@ impl RawConfig {
                 client_lifetime,
             },
             secrets: SecretsConfig { hash_key },
+            limits: LimitsConfig {
+                registrations_per_second_per_source: self
+                    .limits
+                    .registrations_per_second_per_source
+                    .filter(|n| *n > 0),
+                registrations_per_second_per_initial_access_token: self
+                    .limits
+                    .registrations_per_second_per_initial_access_token
+                    .filter(|n| *n > 0),
+                failed_authentications_per_minute_per_source: Some(
+                    self.limits
+                        .failed_authentications_per_minute_per_source
+                        .unwrap_or(60),
+                )
+                .filter(|n| *n > 0),
+            },
             policy: policy.unwrap_or_else(|| {
                 charter_policy::Policy::builtin(client_lifetime, client_secret_lifetime)
             }),

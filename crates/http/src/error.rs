@@ -23,6 +23,8 @@ impl<E: Into<Error>> From<E> for ApiError {
 pub enum Rejection {
     PayloadTooLarge,
     NotFound,
+    /// Rate limited (RFC 6585 §4): retry after this long.
+    TooManyRequests(std::time::Duration),
 }
 
 impl IntoResponse for Rejection {
@@ -38,6 +40,18 @@ impl IntoResponse for Rejection {
                 "not_found",
                 "no such endpoint".to_owned(),
             ),
+            Rejection::TooManyRequests(wait) => {
+                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                let body = json!({
+                    "error": "too_many_requests",
+                    "error_description": format!("rate limit exceeded; retry after {seconds} s"),
+                });
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return response;
+            }
         };
         (
             status,

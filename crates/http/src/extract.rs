@@ -135,6 +135,35 @@ impl<'de> serde::Deserialize<'de> for UniqueObject {
     }
 }
 
+fn source(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Runs an authentication, refusing blocked sources first and counting a
+/// failure against the source.
+async fn guarded<T>(
+    state: &AppState,
+    source: Option<std::net::IpAddr>,
+    authenticate: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Response> {
+    state
+        .limits
+        .check_blocked(source)
+        .map_err(|wait| Rejection::TooManyRequests(wait).into_response())?;
+    match authenticate.await {
+        Ok(value) => Ok(value),
+        Err(e) => {
+            if matches!(e, Error::InvalidToken(_)) {
+                state.limits.record_failure(source);
+            }
+            Err(ApiError(e).into_response())
+        }
+    }
+}
+
 /// A request to the client configuration endpoint whose registration access
 /// token matches the client its path names (RFC 7592 §2). An undecodable
 /// `client_id` names no client and gets the same 401 as a wrong token.
@@ -147,22 +176,25 @@ impl FromRequestParts<Arc<AppState>> for ConfiguredClient {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let reject = |e: Error| ApiError(e).into_response();
         let token = bearer_token(&parts.headers);
-        let Ok(Path(client_id)) = Path::<String>::from_request_parts(parts, state).await else {
-            let missing = token.is_none();
-            return Err(reject(if missing {
-                Error::MissingToken
-            } else {
-                Error::InvalidToken(BAD_RAT)
-            }));
+        let client_id = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| id);
+        let check = async {
+            match client_id {
+                Ok(id) => {
+                    state
+                        .registrar
+                        .authenticate_rat(&id, token.as_deref())
+                        .await
+                }
+                Err(_) if token.is_none() => Err(Error::MissingToken),
+                Err(_) => Err(Error::InvalidToken(BAD_RAT)),
+            }
         };
-        state
-            .registrar
-            .authenticate_rat(&client_id, token.as_deref())
+        guarded(state, source(parts), check)
             .await
             .map(ConfiguredClient)
-            .map_err(reject)
     }
 }
 
@@ -177,12 +209,23 @@ impl FromRequestParts<Arc<AppState>> for Registration {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers);
+        let source = source(parts);
+        let too_many = |wait| Rejection::TooManyRequests(wait).into_response();
         state
-            .registrar
-            .authenticate_iat(token.as_deref())
-            .await
-            .map(Registration)
-            .map_err(|e| ApiError(e).into_response())
+            .limits
+            .check_registration_source(source)
+            .map_err(too_many)?;
+        let grant = guarded(
+            state,
+            source,
+            state.registrar.authenticate_iat(token.as_deref()),
+        )
+        .await?;
+        state
+            .limits
+            .check_registration_token(grant.token_id())
+            .map_err(too_many)?;
+        Ok(Registration(grant))
     }
 }
 
@@ -196,14 +239,17 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let reject = |e: Error| ApiError(e).into_response();
-        let token = bearer_token(&parts.headers)
-            .ok_or(Error::MissingToken)
-            .map_err(reject)?;
-        match state.registrar.is_admin(&token).await {
-            Ok(true) => Ok(Admin),
-            Ok(false) => Err(reject(Error::InvalidToken("the admin token is not valid"))),
-            Err(e) => Err(reject(e)),
+        let token = bearer_token(&parts.headers);
+        let check = async {
+            let token = token.ok_or(Error::MissingToken)?;
+            match state.registrar.is_admin(&token).await? {
+                true => Ok(Admin),
+                false => Err(Error::InvalidToken("the admin token is not valid")),
+            }
+        };
+        match guarded(state, source(parts), check).await {
+            Ok(admin) => Ok(admin),
+            Err(response) => Err(response),
         }
     }
 }

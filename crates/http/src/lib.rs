@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod extract;
 mod handlers;
+mod limits;
 
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -35,11 +36,18 @@ pub struct AppState {
     pub oauth_metadata: String,
     pub openid_metadata: String,
     pub jwks: String,
+    pub limits: limits::Limits,
 }
 
 impl AppState {
-    pub fn new(registrar: Registrar, issuer: Issuer, keys: &KeySet) -> Self {
+    pub fn new(
+        registrar: Registrar,
+        issuer: Issuer,
+        keys: &KeySet,
+        limits: charter_config::LimitsConfig,
+    ) -> Self {
         Self {
+            limits: limits::Limits::new(limits),
             oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
             openid_metadata: discovery::openid_metadata(&issuer).to_string(),
             jwks: keys.jwks().to_string(),

@@ -28,6 +28,13 @@ pub const BAD_RAT: &str = "the registration access token is not valid for this c
 #[derive(Debug)]
 pub struct RegistrationGrant(InitialAccessToken);
 
+impl RegistrationGrant {
+    /// The id (never the token) of the initial access token, for rate limits.
+    pub fn token_id(&self) -> &str {
+        &self.0.id
+    }
+}
+
 /// Proof that a request carried the registration access token of this
 /// client; only [`Registrar::authenticate_rat`] makes one.
 #[derive(Debug)]

@@ -638,3 +638,65 @@ on_both_backends!(
     approval_is_a_record,
     organization_lifecycle,
 );
+
+// Rate limits: 429 with Retry-After for a registration burst, and a source
+// that keeps presenting bad tokens is refused before its token is checked.
+#[tokio::test]
+async fn rate_limits() {
+    let options = Options {
+        extra_toml: "[limits]\nregistrations_per_second_per_source = 2\nfailed_authentications_per_minute_per_source = 3\n".into(),
+        ..Default::default()
+    };
+    let server = TestServer::start(charter_testkit::Backend::Sqlite, options)
+        .await
+        .unwrap();
+    let body = json!({"grant_types": ["client_credentials"]});
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = server.register_with(Some(&server.iat), &body).await;
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 201);
+    }
+    let limited = limited.expect("a burst beyond 2/s is refused");
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let answer: Value = limited.json().await.unwrap();
+    assert_eq!(answer["error"], "too_many_requests");
+
+    let read = |token: &str| {
+        server
+            .http
+            .get(server.url("/register/some-client"))
+            .bearer_auth(token)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(read("chr_guess").await.unwrap().status().as_u16());
+    }
+    assert_eq!(&statuses[..3], [401, 401, 401], "{statuses:?}");
+    assert_eq!(statuses[4], 429, "{statuses:?}");
+    let response = server
+        .http
+        .post(server.url("/admin/v1/organizations"))
+        .bearer_auth(&server.admin_token)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        429,
+        "the blocked source is refused even with a valid token"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,165 @@
+//! Rate limits: registrations per source address and per initial access
+//! token (GCRA via `governor`), and a block on sources that keep presenting
+//! bad bearer tokens (RFC 7592 §5 asks that failed registration access token
+//! attempts be limited). A blocked source is refused before its token is
+//! even checked, so guessing does not go on at full speed.
+
+use charter_config::LimitsConfig;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Calls between sweeps of idle limiter state.
+const SWEEP_EVERY: u64 = 4096;
+
+pub struct Limits {
+    per_source: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_token: Option<DefaultKeyedRateLimiter<String>>,
+    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    calls: AtomicU64,
+}
+
+fn per_second(n: u32) -> Option<Quota> {
+    NonZeroU32::new(n).map(Quota::per_second)
+}
+
+impl Limits {
+    pub fn new(config: LimitsConfig) -> Self {
+        Self {
+            per_source: config
+                .registrations_per_second_per_source
+                .and_then(per_second)
+                .map(RateLimiter::keyed),
+            per_token: config
+                .registrations_per_second_per_initial_access_token
+                .and_then(per_second)
+                .map(RateLimiter::keyed),
+            failures: config
+                .failed_authentications_per_minute_per_source
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            blocked: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    fn sweep(&self) {
+        if !self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
+            return;
+        }
+        if let Some(l) = &self.per_source {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_token {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.failures {
+            l.retain_recent();
+        }
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
+    }
+
+    /// Refuses a source that is blocked for failed authentications.
+    pub fn check_blocked(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(ip) = source else { return Ok(()) };
+        let until = self.blocked.lock().ok().and_then(|b| b.get(&ip).copied());
+        match until {
+            Some(until) if until > Instant::now() => Err(until - Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication; past the limit the source is blocked
+    /// until the limiter would admit it again.
+    pub fn record_failure(&self, source: Option<IpAddr>) {
+        self.sweep();
+        let (Some(ip), Some(failures)) = (source, &self.failures) else {
+            return;
+        };
+        if let Err(not_until) = failures.check_key(&ip) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            if let Ok(mut blocked) = self.blocked.lock() {
+                blocked.insert(ip, Instant::now() + wait);
+            }
+        }
+    }
+
+    /// One registration attempt from `source`.
+    pub fn check_registration_source(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        self.sweep();
+        match (source, &self.per_source) {
+            (Some(ip), Some(limiter)) => limiter
+                .check_key(&ip)
+                .map_err(|n| n.wait_time_from(DefaultClock::default().now())),
+            _ => Ok(()),
+        }
+    }
+
+    /// One registration with the initial access token `id`.
+    pub fn check_registration_token(&self, id: &str) -> Result<(), Duration> {
+        match &self.per_token {
+            Some(limiter) => limiter
+                .check_key(&id.to_owned())
+                .map_err(|n| n.wait_time_from(DefaultClock::default().now())),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_source: u32, per_token: u32, failures: u32) -> Limits {
+        Limits::new(LimitsConfig {
+            registrations_per_second_per_source: Some(per_source),
+            registrations_per_second_per_initial_access_token: Some(per_token),
+            failed_authentications_per_minute_per_source: Some(failures),
+        })
+    }
+
+    #[test]
+    fn registrations_are_limited_per_source_and_token() {
+        let l = limits(2, 3, 10);
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        assert!(l.check_registration_source(a).is_ok());
+        assert!(l.check_registration_source(a).is_ok() || l.check_registration_source(a).is_err());
+        let refused = (0..5)
+            .filter(|_| l.check_registration_source(a).is_err())
+            .count();
+        assert!(refused >= 3, "a burst beyond the rate is refused");
+        assert!(
+            l.check_registration_source(b).is_ok(),
+            "other sources are unaffected"
+        );
+        let refused = (0..10)
+            .filter(|_| l.check_registration_token("iat-1").is_err())
+            .count();
+        assert!(refused >= 6);
+        assert!(l.check_registration_token("iat-2").is_ok());
+    }
+
+    #[test]
+    fn repeated_failures_block_the_source() {
+        let l = limits(100, 100, 3);
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..3 {
+            assert!(l.check_blocked(a).is_ok());
+            l.record_failure(a);
+        }
+        l.record_failure(a);
+        let wait = l.check_blocked(a).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60));
+        assert!(l.check_blocked(Some(IpAddr::from([10, 0, 0, 9]))).is_ok());
+    }
+}
