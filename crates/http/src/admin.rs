@@ -22,7 +22,7 @@ fn organization_json(o: &Organization) -> Value {
 fn token_json(t: &InitialAccessToken) -> Value {
     json!({
         "id": t.id, "profile": t.profile, "created_at": t.created_at, "expires_at": t.expires_at,
-        "revoked": t.revoked, "max_uses": t.max_uses, "uses": t.uses,
+        "revoked": t.revoked, "max_uses": t.max_uses, "uses": t.uses, "allowed_cidr": t.allowed_cidr,
     })
 }
 

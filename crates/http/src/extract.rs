@@ -218,7 +218,7 @@ impl FromRequestParts<Arc<AppState>> for Registration {
         let grant = guarded(
             state,
             source,
-            state.registrar.authenticate_iat(token.as_deref()),
+            state.registrar.authenticate_iat(token.as_deref(), source),
         )
         .await?;
         state

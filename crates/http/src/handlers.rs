@@ -116,9 +116,22 @@ pub async fn issue_initial_access_token(
             charter_protocol::Error::invalid_request("max_uses: must be an integer")
         })?),
     };
+    let allowed_cidr = match body.get("allowed_cidr") {
+        None => None,
+        Some(v) => Some(v.as_str().ok_or_else(|| {
+            charter_protocol::Error::invalid_request("allowed_cidr: must be a string")
+        })?),
+    };
     let (record, secret) = state
         .registrar
-        .issue_initial_access_token(&organization, lifetime, profile, max_uses, &context)
+        .issue_initial_access_token(
+            &organization,
+            lifetime,
+            profile,
+            max_uses,
+            allowed_cidr,
+            &context,
+        )
         .await?;
     let body = json!({
         "id": record.id,
@@ -127,6 +140,7 @@ pub async fn issue_initial_access_token(
         "expires_at": record.expires_at,
         "profile": record.profile,
         "max_uses": record.max_uses,
+        "allowed_cidr": record.allowed_cidr,
     });
     Ok((StatusCode::CREATED, no_store_headers(), Json(body)).into_response())
 }

@@ -50,7 +50,11 @@ impl Limits {
     }
 
     fn sweep(&self) {
-        if !self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
+        if !self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             return;
         }
         if let Some(l) = &self.per_source {

@@ -56,6 +56,7 @@ pub async fn bootstrap(
                     profile: profile.to_owned(),
                     max_uses: None,
                     uses: 0,
+                    allowed_cidr: None,
                 },
             },
             {

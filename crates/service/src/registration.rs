@@ -480,9 +480,12 @@ impl Registrar {
     }
 
     /// Checks an initial access token (RFC 7591 §3): known, unrevoked, unexpired.
+    /// `source` is the caller's address, checked against the token's
+    /// allowed network.
     pub async fn authenticate_iat(
         &self,
         presented: Option<&str>,
+        source: Option<std::net::IpAddr>,
     ) -> Result<RegistrationGrant, Error> {
         let presented = presented.ok_or(Error::MissingToken)?;
         let hash = self.hasher.hash(Credential::InitialAccessToken, presented);
@@ -498,6 +501,18 @@ impl Registrar {
             .verify(Credential::InitialAccessToken, presented, &token.token_hash)
         {
             return Err(Error::InvalidToken("the initial access token is not valid"));
+        }
+        if let Some(cidr) = &token.allowed_cidr {
+            let allowed = cidr
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .zip(source)
+                .is_some_and(|(net, ip)| net.contains(&ip));
+            if !allowed {
+                return Err(Error::InvalidToken(
+                    "the initial access token is not valid from this address",
+                ));
+            }
         }
         // The organization must be active: a suspended or offboarded
         // organization registers nothing, whatever tokens it still holds.
@@ -557,8 +572,17 @@ impl Registrar {
         lifetime_secs: i64,
         profile: Option<&str>,
         max_uses: Option<i64>,
+        allowed_cidr: Option<&str>,
         context: &RequestContext,
     ) -> Result<(InitialAccessToken, Secret), Error> {
+        if let Some(cidr) = allowed_cidr {
+            if cidr.parse::<ipnet::IpNet>().is_err() {
+                return Err(ProtocolError::invalid_request(format!(
+                    "allowed_cidr: {cidr:?} is not a network; write e.g. 10.0.0.0/8 or 2001:db8::/32"
+                ))
+                .into());
+            }
+        }
         let profile = profile.unwrap_or(&self.policy.default_profile);
         if self.policy.profile(profile).is_none() {
             return Err(ProtocolError::invalid_request(format!(
@@ -592,6 +616,7 @@ impl Registrar {
             profile: profile.to_owned(),
             max_uses,
             uses: 0,
+            allowed_cidr: allowed_cidr.map(str::to_owned),
         };
         self.store
             .insert_initial_access_token(token.clone(), {

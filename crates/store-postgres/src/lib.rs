@@ -121,6 +121,7 @@ fn initial_access_token_from_row(row: &PgRow) -> Result<InitialAccessToken> {
         profile: row.try_get("profile").map_err(db_err)?,
         max_uses: row.try_get("max_uses").map_err(db_err)?,
         uses: row.try_get("uses").map_err(db_err)?,
+        allowed_cidr: row.try_get("allowed_cidr").map_err(db_err)?,
     })
 }
 
@@ -170,7 +171,7 @@ where
 {
     sqlx::query(
         "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked, \
-         profile, max_uses, uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         profile, max_uses, uses, allowed_cidr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&t.id)
     .bind(&t.organization_id)
@@ -181,6 +182,7 @@ where
     .bind(&t.profile)
     .bind(t.max_uses)
     .bind(t.uses)
+    .bind(&t.allowed_cidr)
     .execute(executor)
     .await
     .map_err(db_err)?;
@@ -299,7 +301,7 @@ impl Store for PostgresStore {
         organization_id: &str,
     ) -> Result<Vec<InitialAccessToken>> {
         let rows = sqlx::query(
-            "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
+            "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses, allowed_cidr \
              FROM initial_access_tokens WHERE organization_id = $1 ORDER BY created_at, id",
         )
         .bind(organization_id)
@@ -402,7 +404,7 @@ impl Store for PostgresStore {
     ) -> Result<Option<InitialAccessToken>> {
         let row = sqlx::query(
             "SELECT id, organization_id, token_hash, created_at, expires_at, revoked \
-             , profile, max_uses, uses FROM initial_access_tokens WHERE token_hash = $1",
+             , profile, max_uses, uses, allowed_cidr FROM initial_access_tokens WHERE token_hash = $1",
         )
         .bind(&hash[..])
         .fetch_optional(&self.pool)

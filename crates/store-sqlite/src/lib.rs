@@ -165,7 +165,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<InitialAccessToken>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
+                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses, allowed_cidr \
                  FROM initial_access_tokens WHERE organization_id = ?1 ORDER BY created_at, id",
             )?
             .query_map([organization_id], rows::initial_access_token)?
@@ -208,7 +208,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<InitialAccessToken>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses \
+                "SELECT id, organization_id, token_hash, created_at, expires_at, revoked, profile, max_uses, uses, allowed_cidr \
                  FROM initial_access_tokens WHERE token_hash = ?1",
             )?
             .query_row([&hash[..]], rows::initial_access_token)

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_governance.sql"),
     include_str!("../migrations/0003_audit.sql"),
     include_str!("../migrations/0004_lifecycle.sql"),
+    include_str!("../migrations/0005_iat_source.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -34,6 +34,7 @@ pub(crate) fn initial_access_token(r: &Row<'_>) -> rusqlite::Result<InitialAcces
         profile: r.get(6)?,
         max_uses: r.get(7)?,
         uses: r.get(8)?,
+        allowed_cidr: r.get(9)?,
     })
 }
 

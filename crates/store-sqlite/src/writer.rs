@@ -425,7 +425,7 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
 fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "INSERT INTO initial_access_tokens (id, organization_id, token_hash, created_at, expires_at, revoked, \
-         profile, max_uses, uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         profile, max_uses, uses, allowed_cidr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         t.id,
@@ -436,6 +436,7 @@ fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usi
         t.revoked,
         t.profile,
         t.max_uses,
-        t.uses
+        t.uses,
+        t.allowed_cidr
     ])
 }

@@ -51,6 +51,7 @@ fn iat(id: &str, org_id: &str, hash_byte: u8, max_uses: Option<i64>) -> InitialA
         profile: "default".into(),
         max_uses,
         uses: 0,
+        allowed_cidr: Some("10.0.0.0/8".into()),
     }
 }
 

@@ -74,6 +74,8 @@ pub struct InitialAccessToken {
     pub max_uses: Option<i64>,
     /// Registrations made so far, counted in the transaction that stores each client.
     pub uses: i64,
+    /// The network registrations must come from (CIDR, e.g. `10.0.0.0/8`).
+    pub allowed_cidr: Option<String>,
 }
 
 /// Where a client stands in its lifecycle.

@@ -319,6 +319,7 @@ impl TestServer {
                     profile: "default".into(),
                     max_uses: None,
                     uses: 0,
+                    allowed_cidr: None,
                 },
                 charter_store::AuditEvent::new(charter_service::now(), "test", "iat.issue", "done"),
             )

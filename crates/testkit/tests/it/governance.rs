@@ -41,6 +41,36 @@ async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
+// An IAT limited to a network works only from inside it.
+async fn iat_source_network(server: TestServer) -> TestServer {
+    let body = json!({"grant_types": ["client_credentials"]});
+    let elsewhere = server
+        .mint_iat(&json!({"allowed_cidr": "192.0.2.0/24"}))
+        .await;
+    let response = server.register_with(Some(&elsewhere), &body).await;
+    assert_eq!(response.status(), 401);
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("address"));
+    let loopback = server
+        .mint_iat(&json!({"allowed_cidr": "127.0.0.0/8"}))
+        .await;
+    assert_eq!(
+        server.register_with(Some(&loopback), &body).await.status(),
+        201
+    );
+    let (status, _) = admin_post(
+        &server,
+        "/admin/v1/organizations/default/initial-access-tokens",
+        json!({"allowed_cidr": "not-a-net"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    server
+}
+
 // Every violated rule of the profile is listed; nothing is stored.
 async fn profile_refusals_list_every_rule(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"profile": "agents"})).await;
@@ -637,6 +667,7 @@ on_both_backends!(
     audit_trail,
     approval_is_a_record,
     organization_lifecycle,
+    iat_source_network,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
