@@ -110,8 +110,11 @@ async fn audit_command(command: AuditCommand) -> ExitCode {
             match store.audit_entries(after, 1000).await {
                 Ok(page) if page.is_empty() => break ExitCode::SUCCESS,
                 Ok(page) => {
-                    for record in &page {
-                        println!("{}", charter_service::audit::entry_json(record));
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    // A closed pipe (`| head`) ends the export quietly.
+                    if page.iter().any(|r| writeln!(out, "{}", charter_service::audit::entry_json(r)).is_err()) {
+                        break ExitCode::SUCCESS;
                     }
                     after = page.last().map_or(after, |r| r.seq);
                 }
