@@ -113,7 +113,9 @@ async fn audit_command(command: AuditCommand) -> ExitCode {
                     use std::io::Write;
                     let mut out = std::io::stdout().lock();
                     // A closed pipe (`| head`) ends the export quietly.
-                    if page.iter().any(|r| writeln!(out, "{}", charter_service::audit::entry_json(r)).is_err()) {
+                    if page.iter().any(|r| {
+                        writeln!(out, "{}", charter_service::audit::entry_json(r)).is_err()
+                    }) {
                         break ExitCode::SUCCESS;
                     }
                     after = page.last().map_or(after, |r| r.seq);

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use charter_service::AdminRole;
 use charter_store::{InitialAccessToken, Organization};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,8 +38,9 @@ fn string_member<'a>(
 
 pub async fn list_organizations(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
     let orgs = state.registrar.organizations().await?;
     Ok(
         Json(json!({"organizations": orgs.iter().map(organization_json).collect::<Vec<_>>()}))
@@ -48,10 +50,12 @@ pub async fn list_organizations(
 
 pub async fn create_organization(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Context(context): Context,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let context = context.acting_as(&admin);
     let org = state
         .registrar
         .create_organization(string_member(&body, "name")?, &context)
@@ -68,11 +72,13 @@ pub struct OrganizationAction {
 /// `POST /admin/v1/organizations/{name}/{suspend|resume|offboard}` with a `reason`.
 pub async fn organization_action(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Context(context): Context,
     Path(OrganizationAction { name, action }): Path<OrganizationAction>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let context = context.acting_as(&admin);
     let to = match action.as_str() {
         "suspend" => "suspended",
         "resume" => "active",
@@ -93,9 +99,10 @@ pub async fn organization_action(
 
 pub async fn list_initial_access_tokens(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Path(organization): Path<String>,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
     let tokens = state.registrar.initial_access_tokens(&organization).await?;
     Ok(
         Json(json!({"initial_access_tokens": tokens.iter().map(token_json).collect::<Vec<_>>()}))
@@ -105,10 +112,12 @@ pub async fn list_initial_access_tokens(
 
 pub async fn revoke_initial_access_token(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Context(context): Context,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let context = context.acting_as(&admin);
     state
         .registrar
         .revoke_initial_access_token(&id, &context)
@@ -126,11 +135,13 @@ pub struct ClientAction {
 /// and, for approvals, an optional `valid_for` in seconds.
 pub async fn client_action(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Context(context): Context,
     Path(ClientAction { client_id, action }): Path<ClientAction>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Approver)?;
+    let context = context.acting_as(&admin);
     let reason = string_member(&body, "reason")?;
     let record = match action.as_str() {
         "approve" => {
@@ -155,4 +166,24 @@ pub async fn client_action(
         }
     };
     Ok(Json(record).into_response())
+}
+
+/// `POST /admin/v1/admin-tokens` with a `role`: a new admin token, shown once.
+pub async fn issue_admin_token(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Context(context): Context,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let role = string_member(&body, "role")?;
+    let role = AdminRole::parse(role).ok_or_else(|| {
+        charter_protocol::Error::invalid_request("role: use read_only, approver or admin")
+    })?;
+    let (id, secret) = state
+        .registrar
+        .issue_admin_token(role, &admin, &context)
+        .await?;
+    let body = json!({"id": id, "role": role.as_str(), "admin_token": secret.expose()});
+    Ok((StatusCode::CREATED, crate::no_store_headers(), Json(body)).into_response())
 }

@@ -89,6 +89,12 @@ impl IntoResponse for ApiError {
                     "Bearer error=\"invalid_token\", error_description=\"{why}\""
                 )),
             ),
+            Error::Forbidden(why) => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                why.clone(),
+                Some("Bearer error=\"insufficient_scope\"".to_owned()),
+            ),
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (

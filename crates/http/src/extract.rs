@@ -7,7 +7,9 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use charter_protocol::{check_json_shape, Error as ProtocolError};
-use charter_service::{AuthenticatedClient, Error, RegistrationGrant, RequestContext, BAD_RAT};
+use charter_service::{
+    AdminIdentity, AuthenticatedClient, Error, RegistrationGrant, RequestContext, BAD_RAT,
+};
 use std::sync::Arc;
 
 use crate::AppState;
@@ -229,8 +231,8 @@ impl FromRequestParts<Arc<AppState>> for Registration {
     }
 }
 
-/// A request that carried an admin token.
-pub struct Admin;
+/// A request that carried an admin token; handlers check its role.
+pub struct Admin(pub AdminIdentity);
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = Response;
@@ -242,9 +244,9 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         let token = bearer_token(&parts.headers);
         let check = async {
             let token = token.ok_or(Error::MissingToken)?;
-            match state.registrar.is_admin(&token).await? {
-                true => Ok(Admin),
-                false => Err(Error::InvalidToken("the admin token is not valid")),
+            match state.registrar.admin(&token).await? {
+                Some(identity) => Ok(Admin(identity)),
+                None => Err(Error::InvalidToken("the admin token is not valid")),
             }
         };
         match guarded(state, source(parts), check).await {
@@ -271,6 +273,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Ok(Context(RequestContext { source, request_id }))
+        Ok(Context(RequestContext {
+            source,
+            request_id,
+            admin: None,
+        }))
     }
 }

@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use charter_service::AdminRole;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -88,11 +89,13 @@ pub async fn delete_client(
 /// Admin: mint an initial access token for an organization.
 pub async fn issue_initial_access_token(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Context(context): Context,
     Path(organization): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let context = context.acting_as(&admin);
     let lifetime = match body.get("expires_in") {
         None => 7 * 86_400,
         Some(v) => v
@@ -150,10 +153,11 @@ pub async fn issue_initial_access_token(
 /// (default: `default`); nothing is created.
 pub async fn check_policy(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Query(query): Query<PolicyCheckQuery>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
     let profile = query
         .profile
         .unwrap_or_else(|| state.registrar.policy().default_profile.clone());
@@ -174,8 +178,9 @@ pub struct PolicyCheckQuery {
 /// Admin: check the audit chain from the first entry to the last.
 pub async fn verify_audit(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
     Ok(Json(state.registrar.verify_audit().await?.to_json()).into_response())
 }
 
@@ -183,10 +188,11 @@ pub async fn verify_audit(
 /// organization, actor or time.
 pub async fn audit_entries(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Admin(admin): Admin,
     Query(page): Query<AuditPage>,
     Query(filter): Query<charter_service::AuditFilter>,
 ) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
     let entries = state
         .registrar
         .audit_entries(page.after.unwrap_or(0), page.limit.unwrap_or(100), &filter)

@@ -105,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/v1/clients/{client_id}/{action}",
             post(admin::client_action),
         )
+        .route("/admin/v1/admin-tokens", post(admin::issue_admin_token))
         .route("/admin/v1/policy/check", post(handlers::check_policy))
         .route("/admin/v1/audit", get(handlers::audit_entries))
         .route("/admin/v1/audit/verify", get(handlers::verify_audit));

@@ -15,6 +15,9 @@ pub enum Error {
     /// the resource (RFC 6750 §3.1 `invalid_token`).
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
+    /// Authenticated, but not allowed to do this (RFC 6750 §3.1 `insufficient_scope`).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A failure the caller cannot fix; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),

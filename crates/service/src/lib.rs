@@ -21,8 +21,8 @@ pub use error::Error;
 pub use keys::KeySet;
 pub use policy_check::policy_check;
 pub use registration::{
-    AuditFilter, AuthenticatedClient, ClientInformation, Registrar, RegistrationGrant,
-    RequestContext, BAD_RAT,
+    AdminIdentity, AdminRole, AuditFilter, AuthenticatedClient, ClientInformation, Registrar,
+    RegistrationGrant, RequestContext, BAD_RAT,
 };
 
 /// Seconds since the Unix epoch.

@@ -80,7 +80,7 @@ impl Registrar {
         let until = valid_for_secs.map(|s| now + s).or(client.expires_at);
         let record = json!({
             "decision": if approve { "approved" } else { "rejected" },
-            "by": "admin",
+            "by": context.admin.clone().unwrap_or_else(|| "admin".into()),
             "reason": reason,
             "policy_version": self.policy.version,
             "at": now,
@@ -103,7 +103,7 @@ impl Registrar {
         } else {
             "client.reject"
         };
-        let mut event = context.event("admin", action, "done");
+        let mut event = context.admin_event(action, "done");
         event.organization_id = Some(client.organization_id.clone());
         event.client_id = Some(client_id.to_owned());
         event.reasons = vec![reason.to_owned()];
@@ -151,7 +151,7 @@ impl Registrar {
             }
             Err(e) => return Err(e.into()),
         }
-        let mut event = context.event("admin", "organization.create", "done");
+        let mut event = context.admin_event("organization.create", "done");
         event.organization_id = Some(org.id.clone());
         event.reasons = vec![format!("organization {name:?} created")];
         self.store.append_audit(event).await?;
@@ -203,7 +203,7 @@ impl Registrar {
                 .into())
             }
         };
-        let mut event = context.event("admin", action, "done");
+        let mut event = context.admin_event(action, "done");
         event.organization_id = Some(org.id.clone());
         event.reasons = vec![reason.to_owned()];
         if !self.store.apply_change(change, event).await? {
@@ -230,7 +230,7 @@ impl Registrar {
         id: &str,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let mut event = context.event("admin", "iat.revoke", "done");
+        let mut event = context.admin_event("iat.revoke", "done");
         event.reasons = vec![format!("iat {id} revoked")];
         if !self
             .store

@@ -160,7 +160,7 @@ impl Registrar {
         event.reasons = match error {
             Error::Protocol(e) => e.description.split("; ").map(str::to_owned).collect(),
             Error::InvalidToken(why) => vec![(*why).to_owned()],
-            Error::MissingToken | Error::Internal(_) => return Ok(()),
+            Error::MissingToken | Error::Internal(_) | Error::Forbidden(_) => return Ok(()),
         };
         event.policy_version = Some(self.policy.version.clone());
         self.store.append_audit(event).await?;
@@ -620,7 +620,7 @@ impl Registrar {
         };
         self.store
             .insert_initial_access_token(token.clone(), {
-                let mut event = context.event("admin", "iat.issue", "done");
+                let mut event = context.admin_event("iat.issue", "done");
                 event.organization_id = Some(token.organization_id.clone());
                 event.reasons = vec![format!(
                     "iat {} for profile {:?}, max_uses {:?}",
@@ -689,12 +689,39 @@ impl Registrar {
             .collect())
     }
 
-    /// Whether `presented` is an admin token.
-    pub async fn is_admin(&self, presented: &str) -> Result<bool, Error> {
-        Ok(self
+    /// The identity and role behind an admin token, if it is one.
+    pub async fn admin(&self, presented: &str) -> Result<Option<AdminIdentity>, Error> {
+        let found = self
             .store
-            .admin_token_exists(&self.hasher.hash(Credential::AdminToken, presented))
-            .await?)
+            .admin_token(&self.hasher.hash(Credential::AdminToken, presented))
+            .await?;
+        Ok(found.and_then(|(id, role)| {
+            Some(AdminIdentity {
+                id,
+                role: AdminRole::parse(&role)?,
+            })
+        }))
+    }
+
+    /// Admin: a new admin token with `role`, shown once.
+    pub async fn issue_admin_token(
+        &self,
+        role: AdminRole,
+        issuer: &AdminIdentity,
+        context: &RequestContext,
+    ) -> Result<(String, Secret), Error> {
+        let secret = credentials::generate(Credential::AdminToken)?;
+        let id = format!("adm_{}", credentials::random_id()?);
+        let mut event = context.event(issuer.actor(), "admin_token.issue", "done");
+        event.reasons = vec![format!("admin token {id} with role {}", role.as_str())];
+        let change = charter_store::Change::InsertAdminToken {
+            id: id.clone(),
+            token_hash: self.hasher.hash(Credential::AdminToken, secret.expose()),
+            role: role.as_str().to_owned(),
+            created_at: crate::now(),
+        };
+        self.store.apply_change(change, event).await?;
+        Ok((id, secret))
     }
 }
 
@@ -704,6 +731,63 @@ fn decision_name(status: ClientStatus) -> &'static str {
         ClientStatus::Pending => "pending",
         ClientStatus::Rejected => "rejected",
         ClientStatus::Revoked => "revoked",
+    }
+}
+
+/// What an admin token may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminRole {
+    /// Read organizations, tokens' usage, the audit log; dry-run policy.
+    ReadOnly,
+    /// Also approve and reject pending clients.
+    Approver,
+    /// Everything: organizations, tokens, admin tokens.
+    Admin,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRole::ReadOnly => "read_only",
+            AdminRole::Approver => "approver",
+            AdminRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read_only" => Some(AdminRole::ReadOnly),
+            "approver" => Some(AdminRole::Approver),
+            "admin" => Some(AdminRole::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated admin token.
+#[derive(Debug, Clone)]
+pub struct AdminIdentity {
+    pub id: String,
+    pub role: AdminRole,
+}
+
+impl AdminIdentity {
+    /// The audit actor: `admin:<token id>`.
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.id)
+    }
+
+    /// Refuses an action that needs more than this token's role.
+    pub fn require(&self, needed: AdminRole) -> Result<(), Error> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this admin token's role {} cannot do this; it needs {}",
+                self.role.as_str(),
+                needed.as_str()
+            )))
+        }
     }
 }
 
@@ -721,9 +805,26 @@ pub struct AuditFilter {
 pub struct RequestContext {
     pub source: Option<String>,
     pub request_id: Option<String>,
+    /// The admin token acting, for admin actions (`admin:<id>`).
+    pub admin: Option<String>,
 }
 
 impl RequestContext {
+    /// The same request, acting as `admin`.
+    pub fn acting_as(mut self, admin: &AdminIdentity) -> Self {
+        self.admin = Some(admin.actor());
+        self
+    }
+
+    /// An audit event for an admin action of this request.
+    pub fn admin_event(&self, action: &str, decision: &str) -> AuditEvent {
+        self.event(
+            self.admin.clone().unwrap_or_else(|| "admin".into()),
+            action,
+            decision,
+        )
+    }
+
     /// An audit event for this request, now.
     pub fn event(&self, actor: impl Into<String>, action: &str, decision: &str) -> AuditEvent {
         let mut event = AuditEvent::new(crate::now(), actor, action, decision);

@@ -335,6 +335,13 @@ impl Store for PostgresStore {
                 run("UPDATE organizations SET status = 'offboarded' WHERE id = $1 AND status <> 'offboarded'")
                     .bind(organization_id)
             }
+            Change::InsertAdminToken { id, token_hash, role, created_at } => {
+                run("INSERT INTO admin_tokens (token_hash, created_at, id, role) VALUES ($1, $2, $3, $4)")
+                    .bind(&token_hash[..])
+                    .bind(*created_at)
+                    .bind(id)
+                    .bind(role)
+            }
             Change::RevokeInitialAccessToken { id } => {
                 run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
             }
@@ -378,13 +385,21 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM admin_tokens WHERE token_hash = $1")
-            .bind(&hash[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(row.is_some())
+    async fn admin_token(&self, hash: &TokenHash) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT coalesce(id, 'bootstrap') AS id, role FROM admin_tokens WHERE token_hash = $1",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok((
+                r.try_get("id").map_err(db_err)?,
+                r.try_get("role").map_err(db_err)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn insert_initial_access_token(

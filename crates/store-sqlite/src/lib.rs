@@ -184,10 +184,13 @@ impl Store for SqliteStore {
             .map(drop)
     }
 
-    async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool> {
+    async fn admin_token(&self, hash: &TokenHash) -> Result<Option<(String, String)>> {
         self.read(|c| {
-            c.prepare_cached("SELECT 1 FROM admin_tokens WHERE token_hash = ?1")?
-                .exists([&hash[..]])
+            c.prepare_cached(
+                "SELECT coalesce(id, 'bootstrap'), role FROM admin_tokens WHERE token_hash = ?1",
+            )?
+            .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
         })
     }
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_audit.sql"),
     include_str!("../migrations/0004_lifecycle.sql"),
     include_str!("../migrations/0005_iat_source.sql"),
+    include_str!("../migrations/0006_admin_roles.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

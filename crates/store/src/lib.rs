@@ -56,6 +56,13 @@ pub enum Change {
     RevokeInitialAccessToken {
         id: String,
     },
+    /// A new admin token with a role (`read_only`, `approver` or `admin`).
+    InsertAdminToken {
+        id: String,
+        token_hash: TokenHash,
+        role: String,
+        created_at: UnixTime,
+    },
 }
 
 /// An initial access token (RFC 7591 §1.2), bound to an organization.
@@ -229,7 +236,8 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn insert_organization(&self, org: Organization) -> Result<()>;
 
     /// Whether a hash belongs to an admin token.
-    async fn admin_token_exists(&self, hash: &TokenHash) -> Result<bool>;
+    /// The id and role of the admin token with this hash.
+    async fn admin_token(&self, hash: &TokenHash) -> Result<Option<(String, String)>>;
 
     async fn insert_initial_access_token(
         &self,

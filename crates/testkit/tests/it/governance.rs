@@ -41,6 +41,90 @@ async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
+// Admin tokens carry a role: read-only reads, an approver also decides
+// pending clients, only an admin changes organizations and tokens.
+async fn admin_roles(server: TestServer) -> TestServer {
+    let mint = |role: &str| admin_post(&server, "/admin/v1/admin-tokens", json!({"role": role}));
+    let (status, reader) = mint("read_only").await;
+    assert_eq!(status, 201, "{reader}");
+    let (_, approver) = mint("approver").await;
+    let as_role = |token: &Value, path: &str, body: Option<Value>| {
+        let token = token["admin_token"].as_str().unwrap().to_owned();
+        let request = match body {
+            Some(body) => server.http.post(server.url(path)).json(&body),
+            None => server.http.get(server.url(path)),
+        };
+        request.bearer_auth(token).send()
+    };
+    assert_eq!(
+        as_role(&reader, "/admin/v1/organizations", None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        as_role(&reader, "/admin/v1/audit/verify", None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = as_role(
+        &reader,
+        "/admin/v1/organizations",
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    assert_eq!(
+        as_role(
+            &approver,
+            "/admin/v1/admin-tokens",
+            Some(json!({"role": "admin"}))
+        )
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let pending: Value = server
+        .register_with(Some(&iat), &json!({"grant_types": ["client_credentials"], "contacts": ["a@b.example"], "scope": "deploy"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let approve = format!(
+        "/admin/v1/clients/{}/approve",
+        pending["client_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        as_role(&reader, &approve, Some(json!({"reason": "r"})))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let approved = as_role(&approver, &approve, Some(json!({"reason": "ok"})))
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let record: Value = approved.json().await.unwrap();
+    assert_eq!(
+        record["by"],
+        format!("admin:{}", approver["id"].as_str().unwrap()),
+        "the approver is named"
+    );
+    server
+}
+
 // An IAT limited to a network works only from inside it.
 async fn iat_source_network(server: TestServer) -> TestServer {
     let body = json!({"grant_types": ["client_credentials"]});
@@ -668,6 +752,7 @@ on_both_backends!(
     approval_is_a_record,
     organization_lifecycle,
     iat_source_network,
+    admin_roles,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
