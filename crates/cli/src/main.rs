@@ -2,6 +2,8 @@
 //! With no flags and no file it listens on 127.0.0.1:8080 with an embedded
 //! SQLite database in ./charter-data.
 
+mod admin_cli;
+
 use charter_config::RawConfig;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +35,44 @@ enum Command {
     /// The tamper-evident audit log, read from the configured database.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Organizations (admin API).
+    Org {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::OrgCommand,
+    },
+    /// Initial access tokens (admin API).
+    Iat {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::IatCommand,
+    },
+    /// Approve or reject pending clients (admin API).
+    Client {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::ClientCommand,
+    },
+    /// Admin tokens with roles (admin API).
+    AdminToken {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::AdminTokenCommand,
+    },
+}
+
+fn block_on<F: std::future::Future<Output = ExitCode>>(future: F) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -284,13 +324,29 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Policy(command) => policy_command(command),
-        Command::Audit(command) => match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(audit_command(command)),
-            Err(e) => {
-                eprintln!("cannot start the async runtime: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Audit(command) => block_on(audit_command(command)),
+        Command::Org {
+            connection,
+            command,
+        } => block_on(admin_cli::call(connection, admin_cli::org_request(command))),
+        Command::Iat {
+            connection,
+            command,
+        } => block_on(admin_cli::call(connection, admin_cli::iat_request(command))),
+        Command::Client {
+            connection,
+            command,
+        } => block_on(admin_cli::call(
+            connection,
+            admin_cli::client_request(command),
+        )),
+        Command::AdminToken {
+            connection,
+            command,
+        } => block_on(admin_cli::call(
+            connection,
+            admin_cli::admin_token_request(command),
+        )),
         Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate)
         {
             Ok(_) => {

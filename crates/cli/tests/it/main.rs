@@ -2,6 +2,7 @@
 //! executable in a fresh temporary directory, reads what it prints and talks
 //! to it over HTTP(S) on an ephemeral loopback port.
 
+mod admin_cli;
 mod config_errors;
 mod env;
 mod policy;
