@@ -206,6 +206,11 @@ pub struct AuditPage {
     limit: Option<u32>,
 }
 
+/// The admin API's OpenAPI document (public: it describes, it grants nothing).
+pub async fn admin_openapi(State(state): State<Arc<AppState>>) -> Response {
+    json_document(&state.admin_openapi)
+}
+
 pub async fn not_found() -> Response {
     Rejection::NotFound.into_response()
 }

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod handlers;
 mod limits;
+mod openapi;
 
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -36,6 +37,7 @@ pub struct AppState {
     pub oauth_metadata: String,
     pub openid_metadata: String,
     pub jwks: String,
+    pub admin_openapi: String,
     pub limits: limits::Limits,
 }
 
@@ -51,6 +53,7 @@ impl AppState {
             oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
             openid_metadata: discovery::openid_metadata(&issuer).to_string(),
             jwks: keys.jwks().to_string(),
+            admin_openapi: openapi::document(issuer.as_str()).to_string(),
             registrar,
             issuer,
         }
@@ -108,7 +111,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/v1/admin-tokens", post(admin::issue_admin_token))
         .route("/admin/v1/policy/check", post(handlers::check_policy))
         .route("/admin/v1/audit", get(handlers::audit_entries))
-        .route("/admin/v1/audit/verify", get(handlers::verify_audit));
+        .route("/admin/v1/audit/verify", get(handlers::verify_audit))
+        .route("/admin/v1/openapi.json", get(handlers::admin_openapi));
     let under_issuer = public.merge(admin);
 
     let mut app = Router::new().route(

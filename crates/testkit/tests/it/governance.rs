@@ -125,6 +125,38 @@ async fn admin_roles(server: TestServer) -> TestServer {
     server
 }
 
+// The OpenAPI document describes every admin route the tests use.
+async fn admin_openapi(server: TestServer) -> TestServer {
+    let doc = server.get_json(&server.url("/admin/v1/openapi.json")).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], server.issuer.as_str());
+    for (method, path) in [
+        ("get", "/admin/v1/organizations"),
+        ("post", "/admin/v1/organizations"),
+        ("post", "/admin/v1/organizations/{name}/{action}"),
+        (
+            "get",
+            "/admin/v1/organizations/{organization}/initial-access-tokens",
+        ),
+        (
+            "post",
+            "/admin/v1/organizations/{organization}/initial-access-tokens",
+        ),
+        ("post", "/admin/v1/initial-access-tokens/{id}/revoke"),
+        ("post", "/admin/v1/clients/{client_id}/{action}"),
+        ("post", "/admin/v1/admin-tokens"),
+        ("post", "/admin/v1/policy/check"),
+        ("get", "/admin/v1/audit"),
+        ("get", "/admin/v1/audit/verify"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+    server
+}
+
 // An IAT limited to a network works only from inside it.
 async fn iat_source_network(server: TestServer) -> TestServer {
     let body = json!({"grant_types": ["client_credentials"]});
@@ -753,6 +785,7 @@ on_both_backends!(
     organization_lifecycle,
     iat_source_network,
     admin_roles,
+    admin_openapi,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
