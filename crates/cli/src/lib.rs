@@ -205,11 +205,18 @@ pub async fn start_with_store(
         config.registration.clone(),
         Arc::new(config.policy.clone()),
     );
+    registrar.ensure_quarantine_organization().await?;
+    let anonymous_per_minute = config
+        .registration
+        .anonymous
+        .as_ref()
+        .map(|a| a.registrations_per_minute_per_source);
     let app = router(Arc::new(AppState::new(
         registrar,
         issuer.clone(),
         &keys,
         config.limits,
+        anonymous_per_minute,
     )));
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
 

@@ -76,6 +76,18 @@ pub struct RawRegistration {
     pub rotate_registration_access_token_on_update: Option<bool>,
     pub client_secret_lifetime: Option<String>,
     pub client_lifetime: Option<String>,
+    #[serde(default)]
+    pub anonymous: RawAnonymous,
+}
+
+/// Registration without an initial access token. Off by default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnonymous {
+    pub enabled: Option<bool>,
+    pub profile: Option<String>,
+    pub organization: Option<String>,
+    pub registrations_per_minute_per_source: Option<u32>,
 }
 
 #[derive(Default, Clone, Deserialize)]
@@ -145,6 +157,17 @@ pub struct RegistrationConfig {
     pub client_secret_lifetime: Duration,
     /// Lifetime of a client registration under profiles that set none.
     pub client_lifetime: Duration,
+    /// `Some` when anonymous registration is enabled.
+    pub anonymous: Option<AnonymousConfig>,
+}
+
+/// Anonymous registration: public clients only, decided under `profile`,
+/// owned by the quarantine `organization`, rate limited per source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousConfig {
+    pub profile: String,
+    pub organization: String,
+    pub registrations_per_minute_per_source: u32,
 }
 
 #[derive(Clone, Default)]
@@ -396,6 +419,33 @@ impl RawConfig {
             .map_err(|p| problems.extend(p))
             .ok();
 
+        let anonymous = match self.registration.anonymous.enabled {
+            Some(true) => {
+                let raw = &self.registration.anonymous;
+                let profile = raw.profile.clone().unwrap_or_else(|| "anonymous".into());
+                if let Some(policy) = &policy {
+                    if policy.profile(&profile).is_none() {
+                        problems.push(format!(
+                            "registration.anonymous.profile: {profile:?} is not a defined policy profile; define [policy.profiles.{profile}] with narrow scopes, loopback or allowlisted redirect URIs and approval"
+                        ));
+                    }
+                }
+                let per_minute = raw.registrations_per_minute_per_source.unwrap_or(10);
+                if per_minute == 0 {
+                    problems.push("registration.anonymous.registrations_per_minute_per_source: must be at least 1; anonymous registration is always rate limited".into());
+                }
+                Some(AnonymousConfig {
+                    profile,
+                    organization: raw
+                        .organization
+                        .clone()
+                        .unwrap_or_else(|| "quarantine".into()),
+                    registrations_per_minute_per_source: per_minute,
+                })
+            }
+            _ => None,
+        };
+
         let hash_key = self.secrets.hash_key.as_deref().and_then(|text| {
             use base64::Engine;
             match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()) {
@@ -425,6 +475,7 @@ impl RawConfig {
                     .unwrap_or(true),
                 client_secret_lifetime,
                 client_lifetime,
+                anonymous,
             },
             secrets: SecretsConfig { hash_key },
             limits: LimitsConfig {

@@ -223,10 +223,14 @@ impl FromRequestParts<Arc<AppState>> for Registration {
             state.registrar.authenticate_iat(token.as_deref(), source),
         )
         .await?;
-        state
-            .limits
-            .check_registration_token(grant.token_id())
-            .map_err(too_many)?;
+        if grant.is_anonymous() {
+            state.limits.check_anonymous(source).map_err(too_many)?;
+        } else {
+            state
+                .limits
+                .check_registration_token(grant.token_id())
+                .map_err(too_many)?;
+        }
         Ok(Registration(grant))
     }
 }

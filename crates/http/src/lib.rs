@@ -47,9 +47,10 @@ impl AppState {
         issuer: Issuer,
         keys: &KeySet,
         limits: charter_config::LimitsConfig,
+        anonymous_per_minute: Option<u32>,
     ) -> Self {
         Self {
-            limits: limits::Limits::new(limits),
+            limits: limits::Limits::new(limits, anonymous_per_minute),
             oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
             openid_metadata: discovery::openid_metadata(&issuer).to_string(),
             jwks: keys.jwks().to_string(),

@@ -21,6 +21,7 @@ pub struct Limits {
     per_source: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_token: Option<DefaultKeyedRateLimiter<String>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    anonymous: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     calls: AtomicU64,
 }
@@ -30,8 +31,13 @@ fn per_second(n: u32) -> Option<Quota> {
 }
 
 impl Limits {
-    pub fn new(config: LimitsConfig) -> Self {
+    /// `anonymous_per_minute`: registrations without a token a source may
+    /// make per minute, when anonymous registration is enabled.
+    pub fn new(config: LimitsConfig, anonymous_per_minute: Option<u32>) -> Self {
         Self {
+            anonymous: anonymous_per_minute
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             per_source: config
                 .registrations_per_second_per_source
                 .and_then(per_second)
@@ -108,6 +114,17 @@ impl Limits {
         }
     }
 
+    /// One anonymous registration from `source`; refused when the source is
+    /// unknown, since an anonymous caller must always be accountable to a limit.
+    pub fn check_anonymous(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        match (source, &self.anonymous) {
+            (Some(ip), Some(limiter)) => limiter
+                .check_key(&ip)
+                .map_err(|n| n.wait_time_from(DefaultClock::default().now())),
+            _ => Err(Duration::from_secs(60)),
+        }
+    }
+
     /// One registration with the initial access token `id`.
     pub fn check_registration_token(&self, id: &str) -> Result<(), Duration> {
         match &self.per_token {
@@ -124,11 +141,14 @@ mod tests {
     use super::*;
 
     fn limits(per_source: u32, per_token: u32, failures: u32) -> Limits {
-        Limits::new(LimitsConfig {
-            registrations_per_second_per_source: Some(per_source),
-            registrations_per_second_per_initial_access_token: Some(per_token),
-            failed_authentications_per_minute_per_source: Some(failures),
-        })
+        Limits::new(
+            LimitsConfig {
+                registrations_per_second_per_source: Some(per_source),
+                registrations_per_second_per_initial_access_token: Some(per_token),
+                failed_authentications_per_minute_per_source: Some(failures),
+            },
+            Some(2),
+        )
     }
 
     #[test]
@@ -151,6 +171,15 @@ mod tests {
             .count();
         assert!(refused >= 6);
         assert!(l.check_registration_token("iat-2").is_ok());
+        assert!(l.check_anonymous(a).is_ok() && l.check_anonymous(a).is_ok());
+        assert!(
+            l.check_anonymous(a).is_err(),
+            "2 anonymous registrations a minute"
+        );
+        assert!(
+            l.check_anonymous(None).is_err(),
+            "no address, no anonymous registration"
+        );
     }
 
     #[test]

@@ -197,7 +197,12 @@ impl RawProfile {
             },
         };
         let client_lifetime = lifetime("client_lifetime", self.client_lifetime, defaults.0);
-        let secret_lifetime = lifetime("secret_lifetime", self.secret_lifetime, defaults.1);
+        // An unset secret lifetime follows the default, but never beyond the client's.
+        let secret_lifetime = lifetime(
+            "secret_lifetime",
+            self.secret_lifetime,
+            defaults.1.min(client_lifetime),
+        );
         if secret_lifetime > client_lifetime {
             problems.push(format!("{key}.secret_lifetime: longer than {key}.client_lifetime; a secret cannot outlive its client"));
         }

@@ -26,12 +26,30 @@ pub const BAD_RAT: &str = "the registration access token is not valid for this c
 /// [`Registrar::authenticate_iat`] makes one, so registration cannot be
 /// reached without it.
 #[derive(Debug)]
-pub struct RegistrationGrant(InitialAccessToken);
+pub struct RegistrationGrant {
+    token: InitialAccessToken,
+    /// No token was presented and anonymous registration admitted the
+    /// request; `token` then describes the quarantine organization and the
+    /// anonymous profile, and is not a stored token.
+    anonymous: bool,
+}
 
 impl RegistrationGrant {
     /// The id (never the token) of the initial access token, for rate limits.
     pub fn token_id(&self) -> &str {
-        &self.0.id
+        &self.token.id
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.anonymous
+    }
+
+    fn actor(&self) -> String {
+        if self.anonymous {
+            "anonymous".into()
+        } else {
+            format!("iat:{}", self.token.id)
+        }
     }
 }
 
@@ -145,11 +163,10 @@ impl Registrar {
         body: &Map<String, Value>,
         context: &RequestContext,
     ) -> Result<ClientInformation, Error> {
-        let RegistrationGrant(iat) = grant;
-        let result = self.decide_and_register(&iat, body, context).await;
+        let result = self.decide_and_register(&grant, body, context).await;
         if let Err(e) = &result {
-            let mut event = context.event(format!("iat:{}", iat.id), "client.register", "refused");
-            event.organization_id = Some(iat.organization_id.clone());
+            let mut event = context.event(grant.actor(), "client.register", "refused");
+            event.organization_id = Some(grant.token.organization_id.clone());
             self.audit_refusal(event, e).await?;
         }
         result
@@ -169,11 +186,22 @@ impl Registrar {
 
     async fn decide_and_register(
         &self,
-        iat: &InitialAccessToken,
+        grant: &RegistrationGrant,
         body: &Map<String, Value>,
         context: &RequestContext,
     ) -> Result<ClientInformation, Error> {
+        let iat = &grant.token;
         let metadata = validate_registration(body)?;
+        // Anonymous registration admits public clients only: no secret is
+        // ever handed to a caller nobody vouched for.
+        if grant.anonymous
+            && metadata.token_endpoint_auth_method != charter_protocol::AuthMethod::None
+        {
+            return Err(ProtocolError::invalid_metadata(
+                "token_endpoint_auth_method: anonymous registration admits only public clients (\"none\"), so present an initial access token for anything else",
+            )
+            .into());
+        }
         let profile = self
             .policy
             .profile(&iat.profile)
@@ -227,7 +255,7 @@ impl Registrar {
         let record = ClientRecord {
             client_id: client_id.clone(),
             organization_id: iat.organization_id.clone(),
-            initial_access_token_id: Some(iat.id.clone()),
+            initial_access_token_id: (!grant.anonymous).then(|| iat.id.clone()),
             metadata: serde_json::to_value(&metadata)
                 .map_err(|e| Error::Internal(e.to_string()))?,
             secret_hash,
@@ -243,11 +271,7 @@ impl Registrar {
             expires_at: Some(expires_at),
             approval: None,
         };
-        let mut event = context.event(
-            format!("iat:{}", iat.id),
-            "client.register",
-            decision_name(status),
-        );
+        let mut event = context.event(grant.actor(), "client.register", decision_name(status));
         event.organization_id = Some(iat.organization_id.clone());
         event.client_id = Some(client_id.clone());
         event.reasons = reasons;
@@ -487,7 +511,9 @@ impl Registrar {
         presented: Option<&str>,
         source: Option<std::net::IpAddr>,
     ) -> Result<RegistrationGrant, Error> {
-        let presented = presented.ok_or(Error::MissingToken)?;
+        let Some(presented) = presented else {
+            return self.anonymous_grant().await;
+        };
         let hash = self.hasher.hash(Credential::InitialAccessToken, presented);
         let token = self
             .store
@@ -533,7 +559,69 @@ impl Registrar {
         if token.expires_at.is_some_and(|at| at <= crate::now()) {
             return Err(Error::InvalidToken("the initial access token has expired"));
         }
-        Ok(RegistrationGrant(token))
+        Ok(RegistrationGrant {
+            token,
+            anonymous: false,
+        })
+    }
+
+    /// Without a token: a grant for the quarantine organization under the
+    /// anonymous profile when the operator enabled anonymous registration,
+    /// otherwise the bare 401 challenge.
+    async fn anonymous_grant(&self) -> Result<RegistrationGrant, Error> {
+        let Some(anonymous) = &self.config.anonymous else {
+            return Err(Error::MissingToken);
+        };
+        let organization = self
+            .store
+            .organization_by_name(&anonymous.organization)
+            .await?
+            .filter(|o| o.status == "active")
+            .ok_or(Error::MissingToken)?;
+        Ok(RegistrationGrant {
+            token: InitialAccessToken {
+                id: "anonymous".into(),
+                organization_id: organization.id,
+                token_hash: [0; 32],
+                created_at: 0,
+                expires_at: None,
+                revoked: false,
+                profile: anonymous.profile.clone(),
+                max_uses: None,
+                uses: 0,
+                allowed_cidr: None,
+            },
+            anonymous: true,
+        })
+    }
+
+    /// Creates the quarantine organization of anonymous registration if it
+    /// is enabled and the organization does not exist yet.
+    pub async fn ensure_quarantine_organization(&self) -> Result<(), Error> {
+        let Some(anonymous) = &self.config.anonymous else {
+            return Ok(());
+        };
+        if self
+            .store
+            .organization_by_name(&anonymous.organization)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let context = RequestContext {
+            admin: Some("system".into()),
+            ..Default::default()
+        };
+        match self
+            .create_organization(&anonymous.organization, &context)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Another replica created it first.
+            Err(Error::Protocol(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks the registration access token against the client the URI

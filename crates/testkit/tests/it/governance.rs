@@ -35,8 +35,11 @@ loopback_redirect_uris = false
     }
 }
 
+/// A refused registration (with `iat`, or anonymous when it is empty).
 async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
-    let response = server.register_with(Some(iat), &body).await;
+    let response = server
+        .register_with(Some(iat).filter(|t| !t.is_empty()), &body)
+        .await;
     assert_eq!(response.status(), 400, "{body}");
     response.json().await.unwrap()
 }
@@ -849,3 +852,102 @@ async fn rate_limits() {
     );
     server.stop().await;
 }
+
+fn anonymous() -> Options {
+    Options {
+        extra_toml: r#"
+[registration.anonymous]
+enabled = true
+profile = "anonymous"
+registrations_per_minute_per_source = 3
+
+[policy]
+version = "anon-1"
+default_profile = "default"
+
+[policy.profiles.default]
+
+[policy.profiles.anonymous]
+grant_types = ["authorization_code", "refresh_token"]
+token_endpoint_auth_methods = ["none"]
+scopes = ["mcp"]
+default_scope = "mcp"
+redirect_uris = []
+loopback_redirect_uris = true
+client_lifetime = "1d"
+"#
+        .into(),
+        ..Default::default()
+    }
+}
+
+// Anonymous registration, where enabled: public loopback clients only, in
+// the quarantine organization, under the anonymous profile, rate limited.
+async fn anonymous_registration(server: TestServer) -> TestServer {
+    let mcp = json!({"redirect_uris": ["http://127.0.0.1:33418/callback"], "token_endpoint_auth_method": "none",
+                     "grant_types": ["authorization_code", "refresh_token"], "client_name": "MCP client"});
+    let client: Value = {
+        let response = server.register_with(None, &mcp).await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    };
+    assert_eq!(
+        client["scope"], "mcp",
+        "the anonymous profile's narrow default scope"
+    );
+    assert!(client.get("client_secret").is_none());
+    let orgs: Value = server
+        .http
+        .get(server.url("/admin/v1/organizations"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let quarantine = orgs["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "quarantine")
+        .expect("quarantine organization");
+    assert_eq!(client["organization_id"], quarantine["id"]);
+
+    let mut confidential = mcp.clone();
+    confidential["token_endpoint_auth_method"] = json!("client_secret_basic");
+    let answer = refusal(&server, "", confidential).await;
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("only public clients"),
+        "{answer}"
+    );
+    let mut remote = mcp.clone();
+    remote["redirect_uris"] = json!(["https://attacker.example/cb"]);
+    assert_eq!(
+        refusal(&server, "", remote).await["error"],
+        "invalid_redirect_uri"
+    );
+
+    // Three a minute per source: the two refusals above counted too.
+    let response = server.register_with(None, &mcp).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+
+    let trail: Value = server
+        .http
+        .get(server.url("/admin/v1/audit?actor=anonymous"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trail["entries"].as_array().unwrap().len(), 3, "{trail}");
+    server
+}
+
+on_both_backends!(options = super::anonymous(); anonymous_registration);
