@@ -50,6 +50,7 @@ pub struct Server {
     pub admin_token_file: std::path::PathBuf,
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -62,6 +63,7 @@ impl Server {
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
+        self.sweeper.abort();
         self.store.close().await;
     }
 
@@ -71,6 +73,7 @@ impl Server {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         };
+        self.sweeper.abort();
         self.store.close().await;
         result
     }
@@ -211,13 +214,15 @@ pub async fn start_with_store(
         .anonymous
         .as_ref()
         .map(|a| a.registrations_per_minute_per_source);
-    let app = router(Arc::new(AppState::new(
+    let state = Arc::new(AppState::new(
         registrar,
         issuer.clone(),
         &keys,
         config.limits,
         anonymous_per_minute,
-    )));
+    ));
+    let sweeper = charter_http::spawn_sweeper(state.clone());
+    let app = router(state);
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
 
     let task = match &config.server.tls {
@@ -276,6 +281,7 @@ pub async fn start_with_store(
         admin_token_file,
         shutdown,
         task,
+        sweeper,
     })
 }
 

@@ -76,6 +76,7 @@ pub struct RawRegistration {
     pub rotate_registration_access_token_on_update: Option<bool>,
     pub client_secret_lifetime: Option<String>,
     pub client_lifetime: Option<String>,
+    pub pending_lifetime: Option<String>,
     #[serde(default)]
     pub anonymous: RawAnonymous,
 }
@@ -159,6 +160,8 @@ pub struct RegistrationConfig {
     pub client_lifetime: Duration,
     /// `Some` when anonymous registration is enabled.
     pub anonymous: Option<AnonymousConfig>,
+    /// How long a client may stay pending before it is expired.
+    pub pending_lifetime: Duration,
 }
 
 /// Anonymous registration: public clients only, decided under `profile`,
@@ -419,6 +422,22 @@ impl RawConfig {
             .map_err(|p| problems.extend(p))
             .ok();
 
+        let pending_text = self
+            .registration
+            .pending_lifetime
+            .as_deref()
+            .unwrap_or("7d");
+        let pending_lifetime = match parse_duration(pending_text) {
+            Ok(d) if d >= Duration::from_secs(60) => d,
+            Ok(_) => {
+                problems.push(format!("registration.pending_lifetime: {pending_text:?} is shorter than the minimum of 1m"));
+                Duration::ZERO
+            }
+            Err(e) => {
+                problems.push(format!("registration.pending_lifetime: {e}"));
+                Duration::ZERO
+            }
+        };
         let anonymous = match self.registration.anonymous.enabled {
             Some(true) => {
                 let raw = &self.registration.anonymous;
@@ -476,6 +495,7 @@ impl RawConfig {
                 client_secret_lifetime,
                 client_lifetime,
                 anonymous,
+                pending_lifetime,
             },
             secrets: SecretsConfig { hash_key },
             limits: LimitsConfig {

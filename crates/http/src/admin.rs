@@ -187,3 +187,19 @@ pub async fn issue_admin_token(
     let body = json!({"id": id, "role": role.as_str(), "admin_token": secret.expose()});
     Ok((StatusCode::CREATED, crate::no_store_headers(), Json(body)).into_response())
 }
+
+/// `POST /admin/v1/lifecycle/sweep`: run the lifecycle sweep now (it also
+/// runs every minute): expire clients left pending too long.
+pub async fn sweep(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Context(context): Context,
+) -> Result<Response, ApiError> {
+    admin.require(AdminRole::Admin)?;
+    let context = context.acting_as(&admin);
+    let expired = state
+        .registrar
+        .expire_pending(charter_service::now(), &context)
+        .await?;
+    Ok(Json(json!({"expired_pending": expired})).into_response())
+}

@@ -61,6 +61,27 @@ impl AppState {
     }
 }
 
+/// Runs the lifecycle sweep every minute until the returned task is aborted.
+pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        let context = charter_service::RequestContext {
+            admin: Some("system".into()),
+            ..Default::default()
+        };
+        loop {
+            every.tick().await;
+            if let Err(e) = state
+                .registrar
+                .expire_pending(charter_service::now(), &context)
+                .await
+            {
+                tracing::error!(error = %e, "lifecycle sweep failed");
+            }
+        }
+    })
+}
+
 /// Builds the application. Every endpoint lives under the issuer's path;
 /// the RFC 8414 metadata sits at the host root with the issuer path
 /// appended (RFC 8414 §3.1).
@@ -110,6 +131,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::client_action),
         )
         .route("/admin/v1/admin-tokens", post(admin::issue_admin_token))
+        .route("/admin/v1/lifecycle/sweep", post(admin::sweep))
         .route("/admin/v1/policy/check", post(handlers::check_policy))
         .route("/admin/v1/audit", get(handlers::audit_entries))
         .route("/admin/v1/audit/verify", get(handlers::verify_audit))

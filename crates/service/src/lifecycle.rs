@@ -118,6 +118,35 @@ impl Registrar {
         Ok(record)
     }
 
+    /// Expires clients left pending longer than the pending lifetime; each
+    /// is one audited change, so a concurrent approval wins. Returns the ids.
+    pub async fn expire_pending(
+        &self,
+        now: i64,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, Error> {
+        let cutoff = now - self.config.pending_lifetime.as_secs() as i64;
+        let mut expired = Vec::new();
+        for client_id in self.store.pending_clients_before(cutoff, 1000).await? {
+            let mut event = context.admin_event("client.expire_pending", "done");
+            event.client_id = Some(client_id.clone());
+            event.reasons = vec![format!(
+                "not decided within {} s",
+                self.config.pending_lifetime.as_secs()
+            )];
+            let change = Change::ExpirePendingClient {
+                client_id: client_id.clone(),
+            };
+            if self.store.apply_change(change, event).await? {
+                expired.push(client_id);
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(count = expired.len(), "expired clients left pending");
+        }
+        Ok(expired)
+    }
+
     /// Creates an organization.
     pub async fn create_organization(
         &self,

@@ -71,7 +71,7 @@ pub struct Registrar {
     pub(crate) store: Arc<dyn Store>,
     hasher: Hasher,
     issuer: Issuer,
-    config: RegistrationConfig,
+    pub(crate) config: RegistrationConfig,
     pub(crate) policy: Arc<Policy>,
 }
 
@@ -819,6 +819,7 @@ fn decision_name(status: ClientStatus) -> &'static str {
         ClientStatus::Pending => "pending",
         ClientStatus::Rejected => "rejected",
         ClientStatus::Revoked => "revoked",
+        ClientStatus::Expired => "expired",
     }
 }
 

@@ -311,6 +311,17 @@ impl Store for PostgresStore {
         rows.iter().map(initial_access_token_from_row).collect()
     }
 
+    async fn pending_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT client_id FROM clients WHERE status = 'pending' AND issued_at < $1 ORDER BY issued_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
     async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let run = |sql: &'static str| sqlx::query(sql);
@@ -341,6 +352,9 @@ impl Store for PostgresStore {
                     .bind(*created_at)
                     .bind(id)
                     .bind(role)
+            }
+            Change::ExpirePendingClient { client_id } => {
+                run("UPDATE clients SET status = 'expired' WHERE client_id = $1 AND status = 'pending'").bind(client_id)
             }
             Change::RevokeInitialAccessToken { id } => {
                 run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)

@@ -173,6 +173,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn pending_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id FROM clients WHERE status = 'pending' AND issued_at < ?1 ORDER BY issued_at LIMIT ?2",
+            )?
+            .query_map(params![cutoff, limit], |r| r.get(0))?
+            .collect()
+        })
+    }
+
     async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool> {
         self.writer.submit(WriteOp::Change(change, audit)).await
     }

@@ -418,6 +418,9 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         Change::InsertAdminToken { id, token_hash, role, created_at } => conn
             .prepare_cached("INSERT INTO admin_tokens (token_hash, created_at, id, role) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![&token_hash[..], created_at, id, role])?,
+        Change::ExpirePendingClient { client_id } => conn
+            .prepare_cached("UPDATE clients SET status = 'expired' WHERE client_id = ?1 AND status = 'pending'")?
+            .execute([client_id])?,
         Change::RevokeInitialAccessToken { id } => conn
             .prepare_cached("UPDATE initial_access_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0")?
             .execute([id])?,

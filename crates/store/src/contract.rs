@@ -84,6 +84,31 @@ async fn lifecycle_changes(store: &dyn Store) {
         !change(approve("pending-1")).await.unwrap(),
         "only a pending client can be approved"
     );
+    let mut old = client("pending-old", "o1", 53);
+    old.status = ClientStatus::Pending;
+    old.issued_at = 100;
+    store
+        .insert_client(old, ev("client.register"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_clients_before(1_000, 10).await.unwrap(),
+        ["pending-old"]
+    );
+    assert!(change(Change::ExpirePendingClient {
+        client_id: "pending-old".into()
+    })
+    .await
+    .unwrap());
+    assert!(!change(Change::ExpirePendingClient {
+        client_id: "pending-old".into()
+    })
+    .await
+    .unwrap());
+    assert_eq!(
+        store.client("pending-old").await.unwrap().unwrap().status,
+        ClientStatus::Expired
+    );
     let reject = Change::RejectClient {
         client_id: "c1-gone".into(),
         approval: "{}".into(),
@@ -172,10 +197,10 @@ async fn audit_chain(store: &dyn Store) {
     );
     assert_eq!(count("client.delete"), 1, "failed deletes append nothing");
     assert_eq!(count("client.register.refused"), 1);
-    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 + 1 stored clients.
-    assert_eq!(count("client.register"), 73, "{actions:?}");
-    // Changes that applied: approve, suspend, offboard, revoke.
-    assert_eq!(count("lifecycle"), 4, "{actions:?}");
+    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 + 1 + 1 stored clients.
+    assert_eq!(count("client.register"), 74, "{actions:?}");
+    // Changes that applied: approve, expire, suspend, offboard, revoke.
+    assert_eq!(count("lifecycle"), 5, "{actions:?}");
     let page = store.audit_entries(entries[9].seq, 5).await.unwrap();
     assert_eq!(page.len(), 5);
     assert_eq!(page[0].seq, entries[10].seq);

@@ -56,6 +56,10 @@ pub enum Change {
     RevokeInitialAccessToken {
         id: String,
     },
+    /// A client still pending is expired (never decided in time).
+    ExpirePendingClient {
+        client_id: String,
+    },
     /// A new admin token with a role (`read_only`, `approver` or `admin`).
     InsertAdminToken {
         id: String,
@@ -96,6 +100,8 @@ pub enum ClientStatus {
     Rejected,
     /// Revoked (for example with its organization); never usable again.
     Revoked,
+    /// Never decided within the pending lifetime; never usable.
+    Expired,
 }
 
 impl ClientStatus {
@@ -105,6 +111,7 @@ impl ClientStatus {
             ClientStatus::Pending => "pending",
             ClientStatus::Rejected => "rejected",
             ClientStatus::Revoked => "revoked",
+            ClientStatus::Expired => "expired",
         }
     }
 
@@ -114,6 +121,7 @@ impl ClientStatus {
             "pending" => Some(ClientStatus::Pending),
             "rejected" => Some(ClientStatus::Rejected),
             "revoked" => Some(ClientStatus::Revoked),
+            "expired" => Some(ClientStatus::Expired),
             _ => None,
         }
     }
@@ -230,6 +238,8 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn organizations(&self) -> Result<Vec<Organization>>;
     async fn initial_access_tokens(&self, organization_id: &str)
         -> Result<Vec<InitialAccessToken>>;
+    /// Ids of clients pending since before `cutoff`, at most `limit`.
+    async fn pending_clients_before(&self, cutoff: UnixTime, limit: u32) -> Result<Vec<String>>;
     /// Applies `change` and appends `audit` in one transaction if the change
     /// applies (its precondition holds); returns whether it did.
     async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool>;

@@ -238,40 +238,46 @@ impl TestServer {
             .to_owned()
     }
 
-    /// Edits the event text of audit entry `seq` behind the server's back,
-    /// as an attacker with database access would.
-    pub async fn tamper_with_audit_entry(&self, seq: i64, from: &str, to: &str) {
-        const SQL: &str = "UPDATE audit_log SET event = replace(event, $1, $2) WHERE seq = $3";
+    /// Runs one UPDATE statement (`$1`, `$2`, `$3` placeholders) on the
+    /// server's database behind its back, as an attacker with database access
+    /// or the passing of time would; returns the rows changed.
+    pub async fn execute_sql(&self, sql: &str, a: &str, b: &str, c: i64) -> u64 {
         match &self.pg {
             Some(pg) => {
                 let pool = sqlx::PgPool::connect(&pg.url).await.expect("connect");
-                sqlx::query(&format!("SET search_path TO \"{}\"", pg.name))
-                    .execute(&pool)
-                    .await
-                    .expect("schema");
                 let mut conn = pool.acquire().await.expect("connection");
                 sqlx::query(&format!("SET search_path TO \"{}\"", pg.name))
                     .execute(&mut *conn)
                     .await
                     .expect("schema");
-                let done = sqlx::query(SQL)
-                    .bind(from)
-                    .bind(to)
-                    .bind(seq)
+                sqlx::query(sql)
+                    .bind(a)
+                    .bind(b)
+                    .bind(c)
                     .execute(&mut *conn)
                     .await
-                    .expect("tamper");
-                assert_eq!(done.rows_affected(), 1);
+                    .expect("statement")
+                    .rows_affected()
             }
             None => {
                 let conn = rusqlite::Connection::open(self.data_dir.path().join("charter.db"))
                     .expect("open SQLite");
-                let changed = conn
-                    .execute(&SQL.replace('$', "?"), rusqlite::params![from, to, seq])
-                    .expect("tamper");
-                assert_eq!(changed, 1);
+                conn.execute(&sql.replace('$', "?"), rusqlite::params![a, b, c])
+                    .expect("statement") as u64
             }
         }
+    }
+
+    /// Edits the event text of audit entry `seq` behind the server's back.
+    pub async fn tamper_with_audit_entry(&self, seq: i64, from: &str, to: &str) {
+        let sql = "UPDATE audit_log SET event = replace(event, $1, $2) WHERE seq = $3";
+        assert_eq!(self.execute_sql(sql, from, to, seq).await, 1);
+    }
+
+    /// Moves a client's registration time into the past.
+    pub async fn backdate_client(&self, client_id: &str, seconds: i64) {
+        let sql = "UPDATE clients SET issued_at = issued_at - $3 WHERE client_id = $1 AND $2 = $2";
+        assert_eq!(self.execute_sql(sql, client_id, "", seconds).await, 1);
     }
 
     pub async fn client_count(&self) -> u64 {

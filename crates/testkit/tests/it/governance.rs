@@ -639,6 +639,44 @@ async fn approval_is_a_record(server: TestServer) -> TestServer {
     server
 }
 
+// Pending clients never decided within the pending lifetime are expired by
+// the lifecycle sweep, and cannot be approved afterwards.
+async fn pending_expires(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "deploy"});
+    let stale: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    server
+        .backdate_client(stale["client_id"].as_str().unwrap(), 8 * 86_400)
+        .await;
+    let (status, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    assert_eq!(status, 200, "{swept}");
+    assert_eq!(swept["expired_pending"], json!([stale["client_id"]]));
+    assert_eq!(read_client(&server, &stale).await["status"], "expired");
+    assert_eq!(read_client(&server, &fresh).await["status"], "pending");
+    let (status, _) = admin_post(
+        &server,
+        &format!(
+            "/admin/v1/clients/{}/approve",
+            stale["client_id"].as_str().unwrap()
+        ),
+        json!({"reason": "late"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    server
+}
+
 // Organizations: create, suspend (no registrations), resume, offboard (clients
 // and tokens revoked together); tokens listed with usage and revocable.
 async fn organization_lifecycle(server: TestServer) -> TestServer {
@@ -789,6 +827,7 @@ on_both_backends!(
     iat_source_network,
     admin_roles,
     admin_openapi,
+    pending_expires,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
