@@ -189,7 +189,8 @@ pub async fn issue_admin_token(
 }
 
 /// `POST /admin/v1/lifecycle/sweep`: run the lifecycle sweep now (it also
-/// runs every minute): expire clients left pending too long.
+/// runs every minute): lapse approvals past their end, expire clients left
+/// pending too long.
 pub async fn sweep(
     State(state): State<Arc<AppState>>,
     Admin(admin): Admin,
@@ -197,9 +198,11 @@ pub async fn sweep(
 ) -> Result<Response, ApiError> {
     admin.require(AdminRole::Admin)?;
     let context = context.acting_as(&admin);
-    let expired = state
-        .registrar
-        .expire_pending(charter_service::now(), &context)
-        .await?;
-    Ok(Json(json!({"expired_pending": expired})).into_response())
+    Ok(Json(
+        state
+            .registrar
+            .sweep(charter_service::now(), &context)
+            .await?,
+    )
+    .into_response())
 }

@@ -73,7 +73,7 @@ pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             every.tick().await;
             if let Err(e) = state
                 .registrar
-                .expire_pending(charter_service::now(), &context)
+                .sweep(charter_service::now(), &context)
                 .await
             {
                 tracing::error!(error = %e, "lifecycle sweep failed");

@@ -91,6 +91,7 @@ impl Registrar {
             Change::ApproveClient {
                 client_id: client_id.to_owned(),
                 approval,
+                until,
             }
         } else {
             Change::RejectClient {
@@ -118,9 +119,30 @@ impl Registrar {
         Ok(record)
     }
 
-    /// Expires clients left pending longer than the pending lifetime; each
-    /// is one audited change, so a concurrent approval wins. Returns the ids.
-    pub async fn expire_pending(
+    /// The lifecycle sweep: approvals that lapsed send their clients back to
+    /// pending (re-approval needed), and clients left pending longer than the
+    /// pending lifetime expire. Each step is one audited change whose
+    /// precondition is re-checked, so a concurrent decision wins.
+    pub async fn sweep(&self, now: i64, context: &RequestContext) -> Result<Value, Error> {
+        let mut lapsed = Vec::new();
+        for client_id in self.store.lapsed_approvals(now, 1000).await? {
+            let mut event = context.admin_event("client.approval_lapsed", "done");
+            event.client_id = Some(client_id.clone());
+            event.reasons = vec!["approval period ended; re-approval required".into()];
+            let change = Change::LapseApproval {
+                client_id: client_id.clone(),
+                now,
+            };
+            if self.store.apply_change(change, event).await? {
+                lapsed.push(client_id);
+            }
+        }
+        let expired = self.expire_pending(now, context).await?;
+        Ok(json!({"approvals_lapsed": lapsed, "expired_pending": expired}))
+    }
+
+    /// Expires clients left pending longer than the pending lifetime.
+    async fn expire_pending(
         &self,
         now: i64,
         context: &RequestContext,

@@ -311,6 +311,17 @@ impl Store for PostgresStore {
         rows.iter().map(initial_access_token_from_row).collect()
     }
 
+    async fn lapsed_approvals(&self, now: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT client_id FROM clients WHERE status = 'active' AND approved_until < $1 ORDER BY approved_until LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
     async fn pending_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT client_id FROM clients WHERE status = 'pending' AND issued_at < $1 ORDER BY issued_at LIMIT $2",
@@ -326,11 +337,18 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let run = |sql: &'static str| sqlx::query(sql);
         let changed = match &change {
-            Change::ApproveClient { client_id, approval } => run(
-                "UPDATE clients SET status = 'active', approval = $2 WHERE client_id = $1 AND status = 'pending'",
+            Change::ApproveClient { client_id, approval, until } => run(
+                "UPDATE clients SET status = 'active', approval = $2, approved_until = $3 \
+                 WHERE client_id = $1 AND status = 'pending'",
             )
             .bind(client_id)
-            .bind(approval),
+            .bind(approval)
+            .bind(*until),
+            Change::LapseApproval { client_id, now } => {
+                run("UPDATE clients SET status = 'pending' WHERE client_id = $1 AND status = 'active' AND approved_until < $2")
+                    .bind(client_id)
+                    .bind(*now)
+            }
             Change::RejectClient { client_id, approval } => run(
                 "UPDATE clients SET status = 'rejected', approval = $2 WHERE client_id = $1 AND status = 'pending'",
             )

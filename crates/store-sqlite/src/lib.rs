@@ -173,6 +173,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn lapsed_approvals(&self, now: i64, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id FROM clients WHERE status = 'active' AND approved_until < ?1 ORDER BY approved_until LIMIT ?2",
+            )?
+            .query_map(params![now, limit], |r| r.get(0))?
+            .collect()
+        })
+    }
+
     async fn pending_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
         self.read(|c| {
             c.prepare_cached(

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_lifecycle.sql"),
     include_str!("../migrations/0005_iat_source.sql"),
     include_str!("../migrations/0006_admin_roles.sql"),
+    include_str!("../migrations/0007_approval_until.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

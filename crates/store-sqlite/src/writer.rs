@@ -394,9 +394,17 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
 
 fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
     let changed = match change {
-        Change::ApproveClient { client_id, approval } => conn
-            .prepare_cached("UPDATE clients SET status = 'active', approval = ?2 WHERE client_id = ?1 AND status = 'pending'")?
-            .execute(params![client_id, approval])?,
+        Change::ApproveClient { client_id, approval, until } => conn
+            .prepare_cached(
+                "UPDATE clients SET status = 'active', approval = ?2, approved_until = ?3 \
+                 WHERE client_id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![client_id, approval, until])?,
+        Change::LapseApproval { client_id, now } => conn
+            .prepare_cached(
+                "UPDATE clients SET status = 'pending' WHERE client_id = ?1 AND status = 'active' AND approved_until < ?2",
+            )?
+            .execute(params![client_id, now])?,
         Change::RejectClient { client_id, approval } => conn
             .prepare_cached("UPDATE clients SET status = 'rejected', approval = ?2 WHERE client_id = ?1 AND status = 'pending'")?
             .execute(params![client_id, approval])?,

@@ -73,6 +73,7 @@ async fn lifecycle_changes(store: &dyn Store) {
     let approve = |id: &str| Change::ApproveClient {
         client_id: id.into(),
         approval: "{\"by\":\"admin\"}".into(),
+        until: Some(500),
     };
     assert!(change(approve("pending-1")).await.unwrap());
     let approved = store.client("pending-1").await.unwrap().unwrap();
@@ -83,6 +84,29 @@ async fn lifecycle_changes(store: &dyn Store) {
     assert!(
         !change(approve("pending-1")).await.unwrap(),
         "only a pending client can be approved"
+    );
+    assert_eq!(
+        store.lapsed_approvals(400, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.lapsed_approvals(600, 10).await.unwrap(),
+        ["pending-1"]
+    );
+    assert!(change(Change::LapseApproval {
+        client_id: "pending-1".into(),
+        now: 600
+    })
+    .await
+    .unwrap());
+    assert_eq!(
+        store.client("pending-1").await.unwrap().unwrap().status,
+        ClientStatus::Pending,
+        "re-approval needed"
+    );
+    assert!(
+        change(approve("pending-1")).await.unwrap(),
+        "and it can be approved again"
     );
     let mut old = client("pending-old", "o1", 53);
     old.status = ClientStatus::Pending;
@@ -199,8 +223,8 @@ async fn audit_chain(store: &dyn Store) {
     assert_eq!(count("client.register.refused"), 1);
     // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 + 1 + 1 stored clients.
     assert_eq!(count("client.register"), 74, "{actions:?}");
-    // Changes that applied: approve, expire, suspend, offboard, revoke.
-    assert_eq!(count("lifecycle"), 5, "{actions:?}");
+    // Changes that applied: approve, lapse, re-approve, expire, suspend, offboard, revoke.
+    assert_eq!(count("lifecycle"), 7, "{actions:?}");
     let page = store.audit_entries(entries[9].seq, 5).await.unwrap();
     assert_eq!(page.len(), 5);
     assert_eq!(page[0].seq, entries[10].seq);

@@ -36,6 +36,8 @@ pub enum Change {
     ApproveClient {
         client_id: String,
         approval: String,
+        /// When the approval lapses and the client needs re-approval.
+        until: Option<UnixTime>,
     },
     /// A pending client is rejected; `approval` records who and why.
     RejectClient {
@@ -55,6 +57,11 @@ pub enum Change {
     },
     RevokeInitialAccessToken {
         id: String,
+    },
+    /// An active client whose approval lapsed before `now` goes back to pending.
+    LapseApproval {
+        client_id: String,
+        now: UnixTime,
     },
     /// A client still pending is expired (never decided in time).
     ExpirePendingClient {
@@ -238,6 +245,8 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn organizations(&self) -> Result<Vec<Organization>>;
     async fn initial_access_tokens(&self, organization_id: &str)
         -> Result<Vec<InitialAccessToken>>;
+    /// Ids of active clients whose approval lapsed before `now`, at most `limit`.
+    async fn lapsed_approvals(&self, now: UnixTime, limit: u32) -> Result<Vec<String>>;
     /// Ids of clients pending since before `cutoff`, at most `limit`.
     async fn pending_clients_before(&self, cutoff: UnixTime, limit: u32) -> Result<Vec<String>>;
     /// Applies `change` and appends `audit` in one transaction if the change

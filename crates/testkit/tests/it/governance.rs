@@ -677,6 +677,47 @@ async fn pending_expires(server: TestServer) -> TestServer {
     server
 }
 
+// An approval lapses at its end: the sweep sends the client back to pending
+// for re-approval.
+async fn approval_lapses(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"], "scope": "deploy"});
+    let client: Value = server
+        .register_with(Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = client["client_id"].as_str().unwrap();
+    let (status, _) = admin_post(
+        &server,
+        &format!("/admin/v1/clients/{id}/approve"),
+        json!({"reason": "one day", "valid_for": 86400}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    assert_eq!(
+        swept["approvals_lapsed"],
+        json!([]),
+        "still within its approval"
+    );
+    let sql =
+        "UPDATE clients SET approved_until = approved_until - $3 WHERE client_id = $1 AND $2 = $2";
+    assert_eq!(server.execute_sql(sql, id, "", 2 * 86_400).await, 1);
+    let (_, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    assert_eq!(swept["approvals_lapsed"], json!([id]));
+    assert_eq!(read_client(&server, &client).await["status"], "pending");
+    let (status, _) = admin_post(
+        &server,
+        &format!("/admin/v1/clients/{id}/approve"),
+        json!({"reason": "renewed"}),
+    )
+    .await;
+    assert_eq!(status, 200, "re-approval");
+    server
+}
+
 // Organizations: create, suspend (no registrations), resume, offboard (clients
 // and tokens revoked together); tokens listed with usage and revocable.
 async fn organization_lifecycle(server: TestServer) -> TestServer {
@@ -828,6 +869,7 @@ on_both_backends!(
     admin_roles,
     admin_openapi,
     pending_expires,
+    approval_lapses,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
