@@ -19,7 +19,8 @@ fn not_found(what: &str) -> Error {
 }
 
 impl Registrar {
-    async fn organization(&self, name: &str) -> Result<Organization, Error> {
+    /// The organization named `name`, or a request error saying it does not exist.
+    pub(crate) async fn organization(&self, name: &str) -> Result<Organization, Error> {
         self.store
             .organization_by_name(name)
             .await?

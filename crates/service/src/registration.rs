@@ -681,15 +681,7 @@ impl Registrar {
         if max_uses.is_some_and(|n| n < 1) {
             return Err(ProtocolError::invalid_request("max_uses: must be at least 1").into());
         }
-        let org: Organization = self
-            .store
-            .organization_by_name(organization)
-            .await?
-            .ok_or_else(|| {
-                ProtocolError::invalid_request(format!(
-                    "organization: {organization:?} does not exist"
-                ))
-            })?;
+        let org: Organization = self.organization(organization).await?;
         let now = crate::now();
         let secret = credentials::generate(Credential::InitialAccessToken)?;
         let token = InitialAccessToken {
@@ -728,15 +720,7 @@ impl Registrar {
         profile: &str,
         body: &Map<String, Value>,
     ) -> Result<Value, Error> {
-        let org = self
-            .store
-            .organization_by_name(organization)
-            .await?
-            .ok_or_else(|| {
-                ProtocolError::invalid_request(format!(
-                    "organization: {organization:?} does not exist"
-                ))
-            })?;
+        let org = self.organization(organization).await?;
         let state = PolicyState {
             organization_client_count: self.store.organization_client_count(&org.id).await?,
             is_update: false,
