@@ -276,10 +276,27 @@ impl Registrar {
         event.client_id = Some(client_id.clone());
         event.reasons = reasons;
         event.policy_version = Some(self.policy.version.clone());
-        if self.store.insert_client(record, event).await? == Inserted::CredentialExhausted {
-            return Err(Error::InvalidToken(
-                "the initial access token has no registrations left",
-            ));
+        // The quota was checked by the policy already; the store checks it
+        // again inside the insert's transaction, where it is exact.
+        match self
+            .store
+            .insert_client(record, profile.max_clients_per_organization, event)
+            .await?
+        {
+            Inserted::Stored => {}
+            Inserted::CredentialExhausted => {
+                return Err(Error::InvalidToken(
+                    "the initial access token has no registrations left",
+                ))
+            }
+            Inserted::QuotaExceeded => {
+                return Err(ProtocolError::invalid_metadata(format!(
+                    "organization: has reached the {} clients profile {:?} allows",
+                    profile.max_clients_per_organization.unwrap_or_default(),
+                    profile.name
+                ))
+                .into())
+            }
         }
         tracing::info!(client_id = %client_id, profile = %profile.name, status = status.as_str(), "client registered");
         Ok(ClientInformation {

@@ -460,8 +460,31 @@ impl Store for PostgresStore {
         row.as_ref().map(initial_access_token_from_row).transpose()
     }
 
-    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted> {
+    async fn insert_client(
+        &self,
+        client: ClientRecord,
+        quota: Option<u64>,
+        audit: AuditEvent,
+    ) -> Result<Inserted> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if let Some(quota) = quota {
+            // Serialize inserts of this organization across replicas for the
+            // rest of the transaction, then count: the quota holds exactly.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(&client.organization_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE organization_id = $1")
+                    .bind(&client.organization_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if count.max(0) as u64 >= quota {
+                return Ok(Inserted::QuotaExceeded);
+            }
+        }
         // Count the use first, in the same transaction: the row lock makes
         // concurrent registrations on one token queue here, and a token at
         // its limit stores nothing.

@@ -239,16 +239,22 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted> {
-        let stored = self
+    async fn insert_client(
+        &self,
+        client: ClientRecord,
+        quota: Option<u64>,
+        audit: AuditEvent,
+    ) -> Result<Inserted> {
+        match self
             .writer
-            .submit(WriteOp::InsertClient(Box::new(client), audit))
-            .await?;
-        Ok(if stored {
-            Inserted::Stored
-        } else {
-            Inserted::CredentialExhausted
-        })
+            .submit(WriteOp::InsertClient(Box::new(client), quota, audit))
+            .await
+        {
+            Ok(true) => Ok(Inserted::Stored),
+            Ok(false) => Ok(Inserted::CredentialExhausted),
+            Err(Error::QuotaExceeded) => Ok(Inserted::QuotaExceeded),
+            Err(e) => Err(e),
+        }
     }
 
     async fn organization_client_count(&self, organization_id: &str) -> Result<u64> {

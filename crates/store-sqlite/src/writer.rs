@@ -26,7 +26,7 @@ pub(crate) enum WriteOp {
     Bootstrap(Bootstrap, AuditEvent),
     InsertOrganization(Organization),
     InsertInitialAccessToken(InitialAccessToken, AuditEvent),
-    InsertClient(Box<ClientRecord>, AuditEvent),
+    InsertClient(Box<ClientRecord>, Option<u64>, AuditEvent),
     UpdateClient(Box<ClientUpdate>, AuditEvent),
     DeleteClient(String, TokenHash, AuditEvent),
     AppendAudit(AuditEvent),
@@ -40,7 +40,7 @@ impl WriteOp {
         match self {
             WriteOp::Bootstrap(_, a)
             | WriteOp::InsertInitialAccessToken(_, a)
-            | WriteOp::InsertClient(_, a)
+            | WriteOp::InsertClient(_, _, a)
             | WriteOp::UpdateClient(_, a)
             | WriteOp::DeleteClient(_, _, a)
             | WriteOp::AppendAudit(a)
@@ -253,16 +253,16 @@ fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<bo
     }
     conn.execute_batch("SAVEPOINT op").map_err(db_err)?;
     let mut next_head = *head;
-    let result = apply_statements(conn, op)
+    let result = within_quota(conn, op)
+        .and_then(|()| apply_statements(conn, op).map_err(db_err))
         .and_then(|changed| {
             // Only a change is audited; an update or delete that matched
             // nothing, or an exhausted token, leaves no entry here.
             if let (true, Some(event)) = (changed, op.audit()) {
-                next_head = append(conn, *head, event)?;
+                next_head = append(conn, *head, event).map_err(db_err)?;
             }
             Ok(changed)
-        })
-        .map_err(db_err);
+        });
     let finish = if result.is_ok() {
         "RELEASE op"
     } else {
@@ -273,6 +273,22 @@ fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<bo
         *head = next_head;
     }
     result
+}
+
+/// The organization quota of an insert, checked inside the writer's
+/// transaction so no concurrent registration can slip past it.
+fn within_quota(conn: &Connection, op: &WriteOp) -> Result<()> {
+    let WriteOp::InsertClient(client, Some(quota), _) = op else {
+        return Ok(());
+    };
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM clients WHERE organization_id = ?1")
+        .and_then(|mut s| s.query_row([&client.organization_id], |r| r.get(0)))
+        .map_err(db_err)?;
+    if count.max(0) as u64 >= *quota {
+        return Err(Error::QuotaExceeded);
+    }
+    Ok(())
 }
 
 fn append(conn: &Connection, head: ChainHead, event: &AuditEvent) -> rusqlite::Result<ChainHead> {
@@ -316,7 +332,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
         WriteOp::InsertInitialAccessToken(t, _) => insert_iat(conn, t).map(|_| true),
         WriteOp::AppendAudit(_) => Ok(true),
         WriteOp::Change(change, _) => apply_change(conn, change),
-        WriteOp::InsertClient(c, _) => {
+        WriteOp::InsertClient(c, _, _) => {
             // Count the use first: if the token is exhausted nothing is stored.
             if let Some(iat) = &c.initial_access_token_id {
                 let counted = conn

@@ -63,6 +63,7 @@ pub async fn run(store: &dyn Store) {
     clients(store).await;
     concurrent_inserts_are_all_durable(store).await;
     initial_access_token_uses_are_counted_atomically(store).await;
+    quota_is_exact_under_concurrency(store).await;
     signing_keys(store).await;
     lifecycle_changes(store).await;
     audit_chain(store).await;
@@ -112,7 +113,7 @@ async fn lifecycle_changes(store: &dyn Store) {
     old.status = ClientStatus::Pending;
     old.issued_at = 100;
     store
-        .insert_client(old, ev("client.register"))
+        .insert_client(old, None, ev("client.register"))
         .await
         .unwrap();
     assert_eq!(
@@ -145,7 +146,7 @@ async fn lifecycle_changes(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .insert_client(client("o2-client", "o2", 61), ev("client.register"))
+        .insert_client(client("o2-client", "o2", 61), None, ev("client.register"))
         .await
         .unwrap();
     let suspend = Change::SetOrganizationStatus {
@@ -221,8 +222,9 @@ async fn audit_chain(store: &dyn Store) {
     );
     assert_eq!(count("client.delete"), 1, "failed deletes append nothing");
     assert_eq!(count("client.register.refused"), 1);
-    // Failed and exhausted inserts append nothing: 1 + 64 + 1 + 5 + 1 + 1 + 1 stored clients.
-    assert_eq!(count("client.register"), 74, "{actions:?}");
+    // Failed, exhausted and over-quota inserts append nothing:
+    // 1 + 64 + 1 + 5 + 1 + 4 + 1 + 1 stored clients.
+    assert_eq!(count("client.register"), 78, "{actions:?}");
     // Changes that applied: approve, lapse, re-approve, expire, suspend, offboard, revoke.
     assert_eq!(count("lifecycle"), 7, "{actions:?}");
     let page = store.audit_entries(entries[9].seq, 5).await.unwrap();
@@ -322,7 +324,7 @@ async fn clients(store: &dyn Store) {
     assert_eq!(store.client_count().await.unwrap(), 0);
     let c = client("c1", "o1", 30);
     store
-        .insert_client(c.clone(), ev("client.register"))
+        .insert_client(c.clone(), None, ev("client.register"))
         .await
         .unwrap();
     assert_eq!(store.client_count().await.unwrap(), 1);
@@ -330,14 +332,16 @@ async fn clients(store: &dyn Store) {
     assert!(store.client("c2").await.unwrap().is_none());
     assert!(
         matches!(
-            store.insert_client(c.clone(), ev("client.register")).await,
+            store
+                .insert_client(c.clone(), None, ev("client.register"))
+                .await,
             Err(Error::Conflict(_))
         ),
         "duplicate client_id"
     );
     assert!(
         store
-            .insert_client(client("c-orphan", "nope", 31), ev("client.register"))
+            .insert_client(client("c-orphan", "nope", 31), None, ev("client.register"))
             .await
             .is_err(),
         "client needs an organization"
@@ -399,6 +403,7 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
     let inserts = (0..64).map(|i| {
         store.insert_client(
             client(&format!("bulk-{i}"), "o1", 40),
+            None,
             ev("client.register"),
         )
     });
@@ -412,8 +417,8 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
     }
     // One failing insert in a batch does not take the others down.
     let mixed = vec![
-        store.insert_client(client("bulk-0", "o1", 41), ev("client.register")),
-        store.insert_client(client("mixed-ok", "o1", 41), ev("client.register")),
+        store.insert_client(client("bulk-0", "o1", 41), None, ev("client.register")),
+        store.insert_client(client("mixed-ok", "o1", 41), None, ev("client.register")),
     ];
     let results = futures_join_all(mixed).await;
     assert!(
@@ -430,7 +435,7 @@ async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
     let attempts = (0..12).map(|i| {
         let mut c = client(&format!("limited-{i}"), "o1", 51);
         c.initial_access_token_id = Some("iat-limited".into());
-        store.insert_client(c, ev("client.register"))
+        store.insert_client(c, None, ev("client.register"))
     });
     let results = futures_join_all(attempts).await;
     let stored = results
@@ -455,7 +460,7 @@ async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
     pending.status = ClientStatus::Pending;
     assert_eq!(
         store
-            .insert_client(pending, ev("client.register"))
+            .insert_client(pending, None, ev("client.register"))
             .await
             .unwrap(),
         Inserted::Stored
@@ -467,6 +472,42 @@ async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
     assert_eq!(
         store.organization_client_count("o1").await.unwrap(),
         before + 1
+    );
+}
+
+/// The organization quota is checked inside the insert's transaction:
+/// concurrent registrations never overshoot it, and a refused insert
+/// consumes no use of its initial access token.
+async fn quota_is_exact_under_concurrency(store: &dyn Store) {
+    store.insert_organization(org("o3")).await.unwrap();
+    store
+        .insert_initial_access_token(iat("iat-o3", "o3", 80, None), ev("iat.issue"))
+        .await
+        .unwrap();
+    let attempts = (0..10).map(|i| {
+        let mut c = client(&format!("quota-{i}"), "o3", 81);
+        c.initial_access_token_id = Some("iat-o3".into());
+        store.insert_client(c, Some(4), ev("client.register"))
+    });
+    let results = futures_join_all(attempts).await;
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Inserted::Stored)))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Inserted::QuotaExceeded)))
+        .count();
+    assert_eq!((stored, refused), (4, 6), "{results:?}");
+    assert_eq!(store.organization_client_count("o3").await.unwrap(), 4);
+    assert_eq!(
+        store
+            .initial_access_token_by_hash(&hash(80))
+            .await
+            .unwrap()
+            .unwrap()
+            .uses,
+        4
     );
 }
 

@@ -167,6 +167,8 @@ pub enum Inserted {
     Stored,
     /// The initial access token had no registrations left; nothing was stored.
     CredentialExhausted,
+    /// The organization already had `quota` clients; nothing was stored.
+    QuotaExceeded,
 }
 
 /// A full replacement of a client's metadata (RFC 7592 §2.2), applied only
@@ -221,6 +223,10 @@ pub enum Error {
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// An organization quota would be exceeded (backends turn this into
+    /// `Inserted::QuotaExceeded`).
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -272,9 +278,16 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// its initial access token, refusing when the token's `max_uses` is
     /// reached (so concurrent registrations never over-use it). The write is
     /// durable when this returns.
-    /// `audit` is appended in the same transaction; when the token is
-    /// exhausted it is not (the caller records the refusal itself).
-    async fn insert_client(&self, client: ClientRecord, audit: AuditEvent) -> Result<Inserted>;
+    /// With `quota`, the client is stored only while its organization has
+    /// fewer clients, checked in the same transaction. `audit` is appended in
+    /// the same transaction; when nothing is stored it is not (the caller
+    /// records the refusal itself).
+    async fn insert_client(
+        &self,
+        client: ClientRecord,
+        quota: Option<u64>,
+        audit: AuditEvent,
+    ) -> Result<Inserted>;
     /// Clients of an organization (for quotas).
     async fn organization_client_count(&self, organization_id: &str) -> Result<u64>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;

@@ -357,6 +357,27 @@ async fn quota(server: TestServer) -> TestServer {
     server
 }
 
+// The quota holds exactly under concurrent registrations.
+async fn quota_under_concurrency(server: TestServer) -> TestServer {
+    let iat = server.mint_iat(&json!({"profile": "agents"})).await;
+    let body = json!({"grant_types": ["client_credentials"], "contacts": ["ops@example.com"]});
+    let attempts: Vec<_> = (0..10)
+        .map(|_| server.register_with(Some(&iat), &body))
+        .collect();
+    let statuses: Vec<u16> = join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(server.client_count().await, 3);
+    server
+}
+
 // N parallel registrations with an IAT allowing N-k: exactly N-k succeed.
 async fn max_uses_under_concurrency(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"max_uses": 7})).await;
@@ -870,6 +891,7 @@ on_both_backends!(
     admin_openapi,
     pending_expires,
     approval_lapses,
+    quota_under_concurrency,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
