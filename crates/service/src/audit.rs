@@ -1,7 +1,9 @@
 //! Reading and verifying the audit log.
 
 use charter_store::audit::{verify_chain, GENESIS};
-use charter_store::{AuditRecord, Store};
+use charter_store::{AuditEvent, AuditRecord, Store};
+
+use crate::AuditFilter;
 use serde_json::{json, Value};
 
 use crate::Error;
@@ -30,6 +32,29 @@ pub async fn verify(store: &dyn Store) -> Result<Verification, Error> {
     }
 }
 
+/// Up to `limit` entries after `after` that match `filter`. The log is read
+/// in pages until enough entries match or it ends, so a filtered query is
+/// never cut short by entries that did not match.
+pub async fn query(
+    store: &dyn Store,
+    mut after: i64,
+    limit: u32,
+    filter: &AuditFilter,
+) -> Result<Vec<Value>, Error> {
+    let mut found = Vec::new();
+    while found.len() < limit as usize {
+        let page = store.audit_entries(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            if found.len() < limit as usize && record.event().is_some_and(|e| filter.matches(&e)) {
+                found.push(entry_json(record));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// One entry as JSON: its sequence number, hashes and event.
 pub fn entry_json(record: &AuditRecord) -> Value {
     json!({
@@ -52,5 +77,19 @@ impl Verification {
                 json!({"valid": false, "first_broken_entry": seq, "reason": reason})
             }
         }
+    }
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEvent) -> bool {
+        self.client_id
+            .as_ref()
+            .is_none_or(|c| e.client_id.as_ref() == Some(c))
+            && self
+                .organization_id
+                .as_ref()
+                .is_none_or(|o| e.organization_id.as_ref() == Some(o))
+            && self.actor.as_ref().is_none_or(|a| &e.actor == a)
+            && self.since.is_none_or(|t| e.at >= t)
     }
 }

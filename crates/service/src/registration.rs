@@ -758,24 +758,7 @@ impl Registrar {
         limit: u32,
         filter: &AuditFilter,
     ) -> Result<Vec<Value>, Error> {
-        let records = self.store.audit_entries(after, limit.min(1000)).await?;
-        Ok(records
-            .iter()
-            .filter(|r| {
-                let Some(e) = r.event() else { return false };
-                filter
-                    .client_id
-                    .as_ref()
-                    .is_none_or(|c| e.client_id.as_ref() == Some(c))
-                    && filter
-                        .organization_id
-                        .as_ref()
-                        .is_none_or(|o| e.organization_id.as_ref() == Some(o))
-                    && filter.actor.as_ref().is_none_or(|a| &e.actor == a)
-                    && filter.since.is_none_or(|t| e.at >= t)
-            })
-            .map(crate::audit::entry_json)
-            .collect())
+        crate::audit::query(self.store.as_ref(), after, limit.min(1000), filter).await
     }
 
     /// The identity and role behind an admin token, if it is one.

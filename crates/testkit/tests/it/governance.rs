@@ -364,7 +364,7 @@ async fn quota_under_concurrency(server: TestServer) -> TestServer {
     let attempts: Vec<_> = (0..10)
         .map(|_| server.register_with(Some(&iat), &body))
         .collect();
-    let statuses: Vec<u16> = join_all(attempts)
+    let statuses: Vec<u16> = charter_testkit::join_all(attempts)
         .await
         .iter()
         .map(|r| r.status().as_u16())
@@ -386,7 +386,7 @@ async fn max_uses_under_concurrency(server: TestServer) -> TestServer {
         .map(|_| server.register_with(Some(&iat), &body))
         .collect();
     let mut statuses = Vec::new();
-    for response in join_all(attempts).await {
+    for response in charter_testkit::join_all(attempts).await {
         statuses.push(response.status().as_u16());
     }
     assert_eq!(
@@ -660,6 +660,33 @@ async fn approval_is_a_record(server: TestServer) -> TestServer {
     server
 }
 
+// A filtered audit query searches the whole log, not only its first page.
+async fn audit_filter_reads_past_the_first_page(server: TestServer) -> TestServer {
+    let body = json!({"grant_types": ["client_credentials"]});
+    let mut last = Value::Null;
+    for _ in 0..120 {
+        last = server.register(&body).await;
+    }
+    let url = format!(
+        "/admin/v1/audit?limit=5&client_id={}",
+        last["client_id"].as_str().unwrap()
+    );
+    let found: Value = server
+        .http
+        .get(server.url(&url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = found["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{found}");
+    assert_eq!(entries[0]["event"]["client_id"], last["client_id"]);
+    server
+}
+
 // Pending clients never decided within the pending lifetime are expired by
 // the lifecycle sweep, and cannot be approved afterwards.
 async fn pending_expires(server: TestServer) -> TestServer {
@@ -852,28 +879,6 @@ async fn organization_lifecycle(server: TestServer) -> TestServer {
     server
 }
 
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        for (slot, out) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(f) = slot {
-                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
-                    *out = Some(v);
-                    *slot = None;
-                }
-            }
-        }
-        if pending.iter().all(Option::is_none) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
 on_both_backends!(
     options = super::governed();
     profile_refusals_list_every_rule,
@@ -892,6 +897,7 @@ on_both_backends!(
     pending_expires,
     approval_lapses,
     quota_under_concurrency,
+    audit_filter_reads_past_the_first_page,
 );
 
 // Rate limits: 429 with Retry-After for a registration burst, and a source
