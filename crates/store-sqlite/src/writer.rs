@@ -59,7 +59,14 @@ fn load_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
         [],
         |r| {
             let hash: Vec<u8> = r.get(1)?;
-            Ok((r.get(0)?, hash.try_into().unwrap_or([0; 32])))
+            let hash: TokenHash = hash.try_into().map_err(|bytes: Vec<u8>| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Blob,
+                    format!("audit hash of {} bytes", bytes.len()).into(),
+                )
+            })?;
+            Ok((r.get(0)?, hash))
         },
     )
     .optional()
