@@ -407,7 +407,7 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
             ev("client.register"),
         )
     });
-    let results = futures_join_all(inserts).await;
+    let results = join_all(inserts).await;
     assert!(
         results.iter().all(Result::is_ok),
         "concurrent inserts: {results:?}"
@@ -420,7 +420,7 @@ async fn concurrent_inserts_are_all_durable(store: &dyn Store) {
         store.insert_client(client("bulk-0", "o1", 41), None, ev("client.register")),
         store.insert_client(client("mixed-ok", "o1", 41), None, ev("client.register")),
     ];
-    let results = futures_join_all(mixed).await;
+    let results = join_all(mixed).await;
     assert!(
         results[0].is_err() && matches!(results[1], Ok(Inserted::Stored)),
         "{results:?}"
@@ -437,7 +437,7 @@ async fn initial_access_token_uses_are_counted_atomically(store: &dyn Store) {
         c.initial_access_token_id = Some("iat-limited".into());
         store.insert_client(c, None, ev("client.register"))
     });
-    let results = futures_join_all(attempts).await;
+    let results = join_all(attempts).await;
     let stored = results
         .iter()
         .filter(|r| matches!(r, Ok(Inserted::Stored)))
@@ -489,7 +489,7 @@ async fn quota_is_exact_under_concurrency(store: &dyn Store) {
         c.initial_access_token_id = Some("iat-o3".into());
         store.insert_client(c, Some(4), ev("client.register"))
     });
-    let results = futures_join_all(attempts).await;
+    let results = join_all(attempts).await;
     let stored = results
         .iter()
         .filter(|r| matches!(r, Ok(Inserted::Stored)))
@@ -535,8 +535,9 @@ async fn signing_keys(store: &dyn Store) {
     assert_eq!(store.signing_keys().await.unwrap().len(), 2);
 }
 
-/// Polls futures concurrently without pulling in the `futures` crate.
-async fn futures_join_all<F: std::future::Future>(
+/// Polls futures concurrently without pulling in the `futures` crate;
+/// outputs come in the order of the futures. Also used by the HTTP tests.
+pub async fn join_all<F: std::future::Future>(
     futures: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
     use std::pin::Pin;

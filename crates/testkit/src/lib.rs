@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use charter_store::contract::join_all;
 pub use reqwest;
 pub use serde_json::json;
 

@@ -279,7 +279,7 @@ async fn metadata_refusals(server: TestServer) -> TestServer {
 async fn concurrent_registrations(server: TestServer) -> TestServer {
     let body = json!({"grant_types": ["client_credentials"]});
     let requests = (0..48).map(|_| server.register(&body));
-    let clients = futures_join(requests).await;
+    let clients = charter_testkit::join_all(requests).await;
     let mut ids: Vec<&str> = clients
         .iter()
         .map(|c| c["client_id"].as_str().unwrap())
@@ -289,34 +289,6 @@ async fn concurrent_registrations(server: TestServer) -> TestServer {
     assert_eq!(ids.len(), 48);
     assert_eq!(server.client_count().await, 48);
     server
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::new();
-    // Poll all concurrently by joining pairs through tokio::join! would need
-    // fixed arity; a simple select loop over pinned futures does it.
-    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        for slot in pending.iter_mut() {
-            if let Some(f) = slot {
-                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
-                    out.push(v);
-                    *slot = None;
-                }
-            }
-        }
-        if pending.iter().all(Option::is_none) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out
 }
 
 on_both_backends!(
