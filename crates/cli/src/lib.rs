@@ -9,7 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use charter_config::{Config, Issuer, StorageConfig};
 use charter_http::{router, AppState};
-use charter_service::{bootstrap, BootstrapOutput, Hasher, KeySet, Registrar};
+use charter_service::{
+    bootstrap, BootstrapOutput, Hasher, KeyRing, Registrar, TokenService, UsageRecorder,
+};
 use charter_store::Store;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +53,7 @@ pub struct Server {
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    usage: Arc<UsageRecorder>,
 }
 
 impl Server {
@@ -64,6 +67,9 @@ impl Server {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
         self.sweeper.abort();
+        if let Err(e) = self.usage.flush(self.store.as_ref()).await {
+            tracing::warn!(error = %e, "final last_used_at flush failed");
+        }
         self.store.close().await;
     }
 
@@ -74,6 +80,9 @@ impl Server {
             Err(e) => Err(std::io::Error::other(e)),
         };
         self.sweeper.abort();
+        if let Err(e) = self.usage.flush(self.store.as_ref()).await {
+            tracing::warn!(error = %e, "final last_used_at flush failed");
+        }
         self.store.close().await;
         result
     }
@@ -187,7 +196,7 @@ pub async fn start_with_store(
         }
     };
 
-    let keys = KeySet::load_or_create(store.as_ref()).await?;
+    let keys = Arc::new(KeyRing::load(store.as_ref(), config.tokens.clone()).await?);
     let bootstrap = bootstrap(store.as_ref(), &hasher, &config.policy.default_profile).await?;
     let admin_token_file = config.server.data_dir.join("admin-token");
     if let Some(first) = &bootstrap {
@@ -201,12 +210,25 @@ pub async fn start_with_store(
         })?;
     }
 
+    let policy = Arc::new(config.policy.clone());
     let registrar = Registrar::new(
         store.clone(),
         hasher.clone(),
         issuer.clone(),
         config.registration.clone(),
-        Arc::new(config.policy.clone()),
+        policy.clone(),
+    )
+    .with_lifecycle(config.lifecycle.clone());
+    let usage = Arc::new(UsageRecorder::default());
+    let tokens = TokenService::new(
+        store.clone(),
+        hasher.clone(),
+        issuer.clone(),
+        policy,
+        keys.clone(),
+        config.tokens.clone(),
+        config.lifecycle.clone(),
+        usage.clone(),
     );
     registrar.ensure_quarantine_organization().await?;
     let anonymous_per_minute = config
@@ -214,14 +236,17 @@ pub async fn start_with_store(
         .anonymous
         .as_ref()
         .map(|a| a.registrations_per_minute_per_source);
-    let state = Arc::new(AppState::new(
+    let state = Arc::new(AppState::new(charter_http::Parts {
         registrar,
-        issuer.clone(),
-        &keys,
-        config.limits,
+        tokens,
+        keys,
+        usage: usage.clone(),
+        store: store.clone(),
+        issuer: issuer.clone(),
+        limits: config.limits,
         anonymous_per_minute,
-    ));
-    let sweeper = charter_http::spawn_sweeper(state.clone());
+    }));
+    let sweeper = charter_http::spawn_background(state.clone());
     let app = router(state);
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
 
@@ -282,6 +307,7 @@ pub async fn start_with_store(
         shutdown,
         task,
         sweeper,
+        usage,
     })
 }
 

@@ -36,6 +36,30 @@ pub struct RawConfig {
     pub policy: charter_policy::RawPolicy,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub tokens: RawTokens,
+    #[serde(default)]
+    pub lifecycle: RawLifecycle,
+}
+
+/// Access tokens and the keys that sign them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    pub access_token_lifetime: Option<String>,
+    pub signing_alg: Option<String>,
+    pub key_rotation_interval: Option<String>,
+    pub key_publish_ahead: Option<String>,
+}
+
+/// The client lifecycle: secret rotation overlap, last use, the reaper.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycle {
+    pub secret_rotation_overlap: Option<String>,
+    pub expired_retention: Option<String>,
+    pub unused_client_expiry: Option<String>,
+    pub last_used_flush_interval: Option<String>,
 }
 
 /// Rate limits (GCRA). Rates are per second; 0 switches a limit off.
@@ -114,6 +138,59 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub policy: charter_policy::Policy,
     pub limits: LimitsConfig,
+    pub tokens: TokensConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Validated token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokensConfig {
+    /// Lifetime of access tokens (`expires_in`).
+    pub access_token_lifetime: Duration,
+    /// `ES256` (default) or `RS256`: the algorithm access tokens are signed with.
+    pub signing_alg: &'static str,
+    /// How long each signing key signs before its successor takes over.
+    pub key_rotation_interval: Duration,
+    /// How long a new key is published in the JWK Set before it signs, so
+    /// that resource servers holding a cached JWK Set know it in time.
+    pub key_publish_ahead: Duration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: Duration::from_secs(600),
+            signing_alg: "ES256",
+            key_rotation_interval: Duration::from_secs(30 * 86_400),
+            key_publish_ahead: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Validated lifecycle settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// How long a rotated-out client secret keeps working.
+    pub secret_rotation_overlap: Duration,
+    /// How long an expired client is kept (visible to reports and its
+    /// owner's GET) before the reaper deletes it.
+    pub expired_retention: Duration,
+    /// Dynamically registered clients never used for this long are expired;
+    /// `None` switches this off.
+    pub unused_client_expiry: Option<Duration>,
+    /// How often `last_used_at` is flushed from memory to the database.
+    pub last_used_flush_interval: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            secret_rotation_overlap: Duration::from_secs(86_400),
+            expired_retention: Duration::from_secs(30 * 86_400),
+            unused_client_expiry: Some(Duration::from_secs(90 * 86_400)),
+            last_used_flush_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Validated rate limits; `None` is off.
@@ -476,10 +553,15 @@ impl RawConfig {
             }
         });
 
+        let tokens = self.tokens.validate(&mut problems);
+        let lifecycle = self.lifecycle.validate(&mut problems);
+
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
         Ok(Config {
+            tokens,
+            lifecycle,
             server: ServerConfig {
                 listen,
                 issuer,
@@ -518,6 +600,128 @@ impl RawConfig {
                 charter_policy::Policy::builtin(client_lifetime, client_secret_lifetime)
             }),
         })
+    }
+}
+
+/// A duration key within `min..=max`, or its default; a problem names the key.
+fn duration_key(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+    (min, max): (Duration, Duration),
+) -> Duration {
+    let Some(text) = value else {
+        return default;
+    };
+    match parse_duration(text) {
+        Ok(d) if d >= min && d <= max => d,
+        Ok(_) => {
+            problems.push(format!(
+                "{key}: {text:?} is out of range; use {}s to {}s",
+                min.as_secs(),
+                max.as_secs()
+            ));
+            default
+        }
+        Err(e) => {
+            problems.push(format!("{key}: {e}"));
+            default
+        }
+    }
+}
+
+const DAY: u64 = 86_400;
+
+impl RawTokens {
+    fn validate(self, problems: &mut Vec<String>) -> TokensConfig {
+        let defaults = TokensConfig::default();
+        let secs = Duration::from_secs;
+        let access_token_lifetime = duration_key(
+            problems,
+            "tokens.access_token_lifetime",
+            self.access_token_lifetime.as_deref(),
+            defaults.access_token_lifetime,
+            (secs(10), secs(DAY)),
+        );
+        let signing_alg = match self.signing_alg.as_deref() {
+            None | Some("ES256") => "ES256",
+            Some("RS256") => "RS256",
+            Some(other) => {
+                problems.push(format!(
+                    "tokens.signing_alg: {other:?} is not supported; use \"ES256\" or \"RS256\""
+                ));
+                "ES256"
+            }
+        };
+        let key_rotation_interval = duration_key(
+            problems,
+            "tokens.key_rotation_interval",
+            self.key_rotation_interval.as_deref(),
+            defaults.key_rotation_interval,
+            (secs(10), secs(366 * DAY)),
+        );
+        let key_publish_ahead = duration_key(
+            problems,
+            "tokens.key_publish_ahead",
+            self.key_publish_ahead.as_deref(),
+            defaults.key_publish_ahead.min(key_rotation_interval / 2),
+            (secs(2), secs(30 * DAY)),
+        );
+        if key_publish_ahead >= key_rotation_interval {
+            problems.push(format!(
+                "tokens.key_publish_ahead: {}s is not shorter than tokens.key_rotation_interval ({}s); a key must sign for a while after it is published",
+                key_publish_ahead.as_secs(),
+                key_rotation_interval.as_secs()
+            ));
+        }
+        TokensConfig {
+            access_token_lifetime,
+            signing_alg,
+            key_rotation_interval,
+            key_publish_ahead,
+        }
+    }
+}
+
+impl RawLifecycle {
+    fn validate(self, problems: &mut Vec<String>) -> LifecycleConfig {
+        let defaults = LifecycleConfig::default();
+        let secs = Duration::from_secs;
+        let unused_client_expiry = match self.unused_client_expiry.as_deref() {
+            Some("off") => None,
+            other => Some(duration_key(
+                problems,
+                "lifecycle.unused_client_expiry",
+                other,
+                defaults.unused_client_expiry.unwrap_or_default(),
+                (secs(60), secs(3660 * DAY)),
+            )),
+        };
+        LifecycleConfig {
+            secret_rotation_overlap: duration_key(
+                problems,
+                "lifecycle.secret_rotation_overlap",
+                self.secret_rotation_overlap.as_deref(),
+                defaults.secret_rotation_overlap,
+                (secs(0), secs(30 * DAY)),
+            ),
+            expired_retention: duration_key(
+                problems,
+                "lifecycle.expired_retention",
+                self.expired_retention.as_deref(),
+                defaults.expired_retention,
+                (secs(0), secs(3660 * DAY)),
+            ),
+            unused_client_expiry,
+            last_used_flush_interval: duration_key(
+                problems,
+                "lifecycle.last_used_flush_interval",
+                self.last_used_flush_interval.as_deref(),
+                defaults.last_used_flush_interval,
+                (secs(1), secs(3600)),
+            ),
+        }
     }
 }
 

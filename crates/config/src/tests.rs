@@ -127,3 +127,26 @@ fn secrets_are_redacted_in_debug() {
     let c = parse("[secrets]\nhash_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"").unwrap();
     assert!(!format!("{c:?}").contains("AAAA"));
 }
+
+#[test]
+fn token_and_lifecycle_keys_are_validated_by_name() {
+    let c = parse("").unwrap();
+    assert_eq!(c.tokens, TokensConfig::default());
+    assert_eq!(c.lifecycle, LifecycleConfig::default());
+    let p = problems(
+        "[tokens]\naccess_token_lifetime = \"2d\"\nsigning_alg = \"HS256\"\nkey_rotation_interval = \"1h\"\nkey_publish_ahead = \"2h\"\n\
+         [lifecycle]\nunused_client_expiry = \"soon\"\nsecret_rotation_overlap = \"31d\"\n",
+    );
+    for key in [
+        "tokens.access_token_lifetime",
+        "tokens.signing_alg",
+        "tokens.key_publish_ahead",
+        "lifecycle.unused_client_expiry",
+        "lifecycle.secret_rotation_overlap",
+    ] {
+        assert!(p.iter().any(|m| m.starts_with(key)), "{key} not reported in {p:?}");
+    }
+    let c = parse("[tokens]\nsigning_alg = \"RS256\"\n[lifecycle]\nunused_client_expiry = \"off\"\n").unwrap();
+    assert_eq!(c.tokens.signing_alg, "RS256");
+    assert_eq!(c.lifecycle.unused_client_expiry, None);
+}

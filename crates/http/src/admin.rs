@@ -140,10 +140,32 @@ pub async fn client_action(
     Path(ClientAction { client_id, action }): Path<ClientAction>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    admin.require(AdminRole::Approver)?;
+    let needed = match action.as_str() {
+        "approve" | "reject" => AdminRole::Approver,
+        _ => AdminRole::Admin,
+    };
+    admin.require(needed)?;
     let context = context.acting_as(&admin);
     let reason = string_member(&body, "reason")?;
     let record = match action.as_str() {
+        "revoke" => {
+            state
+                .registrar
+                .revoke_client(&client_id, reason, &context)
+                .await?;
+            serde_json::json!({"client_id": client_id, "status": "revoked"})
+        }
+        "delete" => {
+            state
+                .registrar
+                .delete_client_as_admin(&client_id, reason, &context)
+                .await?;
+            serde_json::json!({"client_id": client_id, "deleted": true})
+        }
+        "rotate-secret" => {
+            let info = state.registrar.rotate_secret(&client_id, &context).await?;
+            return Ok((crate::no_store_headers(), Json(info.to_json())).into_response());
+        }
         "approve" => {
             let valid_for = match body.get("valid_for") {
                 None => None,
@@ -161,7 +183,10 @@ pub async fn client_action(
         "reject" => state.registrar.reject(&client_id, reason, &context).await?,
         _ => {
             return Err(
-                charter_protocol::Error::invalid_request("action: use approve or reject").into(),
+                charter_protocol::Error::invalid_request(
+                    "action: use approve, reject, revoke, delete or rotate-secret",
+                )
+                .into(),
             )
         }
     };
@@ -205,4 +230,24 @@ pub async fn sweep(
             .await?,
     )
     .into_response())
+}
+
+/// `GET /admin/v1/reports/clients`: clients expiring within N days, unused
+/// for N days, pending, by organization or registration path.
+pub async fn client_report(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    axum::extract::Query(query): axum::extract::Query<charter_service::reports::ReportQuery>,
+) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
+    Ok(Json(state.registrar.client_report(&query).await?).into_response())
+}
+
+/// `GET /admin/v1/reports/counts`: clients by organization, registration path and status.
+pub async fn client_counts(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
+    Ok(Json(state.registrar.client_counts().await?).into_response())
 }

@@ -2,9 +2,9 @@
 //! (OIDC Discovery 1.0 §3), built from `protocol::capabilities` so that what
 //! is advertised is exactly what registration accepts.
 //!
-//! Only endpoints that exist are listed. The token and authorization
-//! endpoints arrive with later work; until then they are absent rather
-//! than advertised and broken.
+//! Only endpoints that exist are listed: the authorization endpoint
+//! arrives with later work and is absent until then, and the grant types
+//! are those the token endpoint serves.
 
 use charter_config::Issuer;
 use charter_protocol::capabilities as caps;
@@ -15,12 +15,20 @@ pub fn oauth_metadata(issuer: &Issuer) -> Value {
         "issuer": issuer.as_str(),
         "jwks_uri": issuer.endpoint("/jwks"),
         "registration_endpoint": issuer.endpoint("/register"),
+        "token_endpoint": issuer.endpoint("/token"),
+        "introspection_endpoint": issuer.endpoint("/introspect"),
+        "revocation_endpoint": issuer.endpoint("/revoke"),
         "response_types_supported": caps::RESPONSE_TYPES.map(|r| r.as_str()),
         // RFC 8414 §2 defaults grant_types_supported to authorization_code
-        // and implicit; list it so the default cannot claim implicit.
-        "grant_types_supported": caps::GRANT_TYPES.map(|g| g.as_str()),
+        // and implicit; list what the token endpoint serves.
+        "grant_types_supported": caps::TOKEN_GRANT_TYPES.map(|g| g.as_str()),
         "token_endpoint_auth_methods_supported": caps::TOKEN_ENDPOINT_AUTH_METHODS.map(|m| m.as_str()),
         "token_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
+        // Introspection is for confidential clients (resource servers).
+        "introspection_endpoint_auth_methods_supported": caps::CONFIDENTIAL_AUTH_METHODS.map(|m| m.as_str()),
+        "introspection_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": caps::TOKEN_ENDPOINT_AUTH_METHODS.map(|m| m.as_str()),
+        "revocation_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
     })
 }
 

@@ -89,6 +89,17 @@ impl IntoResponse for ApiError {
                     "Bearer error=\"invalid_token\", error_description=\"{why}\""
                 )),
             ),
+            Error::InvalidClient {
+                description,
+                via_header,
+            } => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidClient.as_str(),
+                description.clone(),
+                // RFC 6749 §5.2: a client that used the Authorization header
+                // gets the challenge of the scheme it used.
+                via_header.then(|| "Basic realm=\"charter\", charset=\"UTF-8\"".to_owned()),
+            ),
             Error::Forbidden(why) => (
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",

@@ -31,13 +31,34 @@ pub async fn openid_metadata(State(state): State<Arc<AppState>>) -> Response {
     json_document(&state.openid_metadata)
 }
 
+/// The JWK Set: every published key, including the next one before it
+/// signs. Caches may keep it for less time than a new key is published
+/// ahead of signing.
 pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    let mut response = json_document(&state.jwks);
-    response.headers_mut().insert(
+    let mut response = json_document(&state.keys.jwks());
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),
     );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "public, max-age={}",
+        state.keys.jwks_max_age().as_secs()
+    )) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
     response
+}
+
+/// A new client secret, requested by the client with its registration
+/// access token; the old secret keeps working for the rotation overlap.
+pub async fn rotate_own_secret(
+    State(state): State<Arc<AppState>>,
+    ConfiguredClient(client): ConfiguredClient,
+    Context(context): Context,
+) -> Result<Response, ApiError> {
+    let info = state.registrar.rotate_own_secret(client, &context).await?;
+    Ok((no_store_headers(), Json(info.to_json())).into_response())
 }
 
 /// RFC 7591 §3.1–3.2.

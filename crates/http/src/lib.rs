@@ -11,12 +11,13 @@ mod extract;
 mod handlers;
 mod limits;
 mod openapi;
+mod token;
 
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 use charter_config::Issuer;
-use charter_service::{KeySet, Registrar};
+use charter_service::{KeyRing, Registrar, TokenService};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{Any, CorsLayer};
@@ -32,51 +33,81 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What handlers share.
 pub struct AppState {
     pub registrar: Registrar,
+    pub tokens: TokenService,
+    pub keys: Arc<KeyRing>,
+    pub usage: Arc<charter_service::UsageRecorder>,
+    pub store: Arc<dyn charter_store::Store>,
     pub issuer: Issuer,
     /// Pre-rendered JSON documents: discovery never changes while running.
     pub oauth_metadata: String,
     pub openid_metadata: String,
-    pub jwks: String,
     pub admin_openapi: String,
     pub limits: limits::Limits,
 }
 
+/// What [`AppState::new`] is built from.
+pub struct Parts {
+    pub registrar: Registrar,
+    pub tokens: TokenService,
+    pub keys: Arc<KeyRing>,
+    pub usage: Arc<charter_service::UsageRecorder>,
+    pub store: Arc<dyn charter_store::Store>,
+    pub issuer: Issuer,
+    pub limits: charter_config::LimitsConfig,
+    pub anonymous_per_minute: Option<u32>,
+}
+
 impl AppState {
-    pub fn new(
-        registrar: Registrar,
-        issuer: Issuer,
-        keys: &KeySet,
-        limits: charter_config::LimitsConfig,
-        anonymous_per_minute: Option<u32>,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
+        let issuer = parts.issuer;
         Self {
-            limits: limits::Limits::new(limits, anonymous_per_minute),
+            limits: limits::Limits::new(parts.limits, parts.anonymous_per_minute),
             oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
             openid_metadata: discovery::openid_metadata(&issuer).to_string(),
-            jwks: keys.jwks().to_string(),
             admin_openapi: openapi::document(issuer.as_str()).to_string(),
-            registrar,
+            registrar: parts.registrar,
+            tokens: parts.tokens,
+            keys: parts.keys,
+            usage: parts.usage,
+            store: parts.store,
             issuer,
         }
     }
 }
 
-/// Runs the lifecycle sweep every minute until the returned task is aborted.
-pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+/// Runs the background work until the returned task is aborted: the
+/// lifecycle sweep and reaper every minute, the signing-key schedule every
+/// [`KeyRing::refresh_interval`], and the `last_used_at` flush.
+pub fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
+        let mut sweep = tokio::time::interval(Duration::from_secs(60));
+        let mut keys = tokio::time::interval(state.keys.refresh_interval());
+        let mut flush =
+            tokio::time::interval(state.tokens.lifecycle().last_used_flush_interval);
+        for timer in [&mut sweep, &mut keys, &mut flush] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         let context = charter_service::RequestContext {
             admin: Some("system".into()),
             ..Default::default()
         };
         loop {
-            every.tick().await;
-            if let Err(e) = state
-                .registrar
-                .sweep(charter_service::now(), &context)
-                .await
-            {
-                tracing::error!(error = %e, "lifecycle sweep failed");
+            tokio::select! {
+                _ = sweep.tick() => {
+                    if let Err(e) = state.registrar.sweep(charter_service::now(), &context).await {
+                        tracing::error!(error = %e, "lifecycle sweep failed");
+                    }
+                }
+                _ = keys.tick() => {
+                    if let Err(e) = state.keys.refresh(state.store.as_ref(), charter_service::now()).await {
+                        tracing::error!(error = %e, "signing key refresh failed");
+                    }
+                }
+                _ = flush.tick() => {
+                    if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+                        tracing::warn!(error = %e, "last_used_at flush failed; kept for the next one");
+                    }
+                }
             }
         }
     })
@@ -101,6 +132,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(handlers::openid_metadata),
         )
         .route("/jwks", get(handlers::jwks))
+        .route("/token", post(token::token))
+        .route("/introspect", post(token::introspect))
+        .route("/revoke", post(token::revoke))
+        .route(
+            "/register/{client_id}/rotate-secret",
+            post(handlers::rotate_own_secret),
+        )
         .route("/register", post(handlers::register))
         .route(
             "/register/{client_id}",
@@ -132,6 +170,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/v1/admin-tokens", post(admin::issue_admin_token))
         .route("/admin/v1/lifecycle/sweep", post(admin::sweep))
+        .route("/admin/v1/reports/clients", get(admin::client_report))
+        .route("/admin/v1/reports/counts", get(admin::client_counts))
         .route("/admin/v1/policy/check", post(handlers::check_policy))
         .route("/admin/v1/audit", get(handlers::audit_entries))
         .route("/admin/v1/audit/verify", get(handlers::verify_audit))

@@ -1,16 +1,19 @@
 //! JOSE primitives Charter needs: the server's own signing keys (generation,
 //! serialization, public JWK Set) and validation of JWK Sets that clients
-//! register (RFC 7517, RFC 7518, RFC 7638).
+//! register (RFC 7517, RFC 7518, RFC 7638), and JWT signing and
+//! verification (RFC 7515, RFC 7519) with `ring`.
 //!
 //! This crate does no I/O and knows nothing about storage or HTTP: the caller
 //! persists the PKCS#8 bytes it gets from [`SigningKey::generate`] and passes
 //! them back through [`SigningKey::from_pkcs8`].
 
 mod client_jwks;
+mod jwt;
 mod signing;
 
 pub use client_jwks::{validate_client_jwks, JwksError};
-pub use signing::{Algorithm, SigningKey};
+pub use jwt::{decode, Jwt, JwtError, PublicKey, MAX_JWT_BYTES, VERIFY_ALGS};
+pub use signing::{Algorithm, Error as KeyError, SigningKey};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -41,6 +41,8 @@ pub enum Error {
     InvalidKey { alg: &'static str, detail: String },
     #[error("key generation failed: {0}")]
     Generation(String),
+    #[error("signing failed")]
+    Signing,
 }
 
 enum Material {
@@ -48,11 +50,22 @@ enum Material {
     Rs256(Box<rsa::RsaPrivateKey>),
 }
 
+/// The same key loaded into `ring`, which signs and verifies on the hot
+/// path: the RustCrypto types above generate and serialize keys, `ring`'s
+/// assembly signs several times faster.
+enum Signer {
+    Es256(ring::signature::EcdsaKeyPair),
+    Rs256(ring::signature::RsaKeyPair),
+}
+
 /// A private signing key. `Debug` never prints key material.
 pub struct SigningKey {
     alg: Algorithm,
     kid: String,
     material: Material,
+    signer: Signer,
+    /// The public key in the form `ring` verifies with.
+    public: Vec<u8>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -75,7 +88,7 @@ impl SigningKey {
                     .map_err(|e| Error::Generation(e.to_string()))?,
             )),
         };
-        Ok(Self::with_material(alg, material))
+        Self::with_material(alg, material)
     }
 
     /// Restores a key from the PKCS#8 DER bytes produced by [`Self::to_pkcs8`].
@@ -92,10 +105,40 @@ impl SigningKey {
                 rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| invalid(e.to_string()))?,
             )),
         };
-        Ok(Self::with_material(alg, material))
+        Self::with_material(alg, material)
     }
 
-    fn with_material(alg: Algorithm, material: Material) -> Self {
+    fn with_material(alg: Algorithm, material: Material) -> Result<Self, Error> {
+        let der = match &material {
+            Material::Es256(key) => key.to_pkcs8_der(),
+            Material::Rs256(key) => key.to_pkcs8_der(),
+        }
+        .map_err(|e| Error::InvalidKey {
+            alg: alg.as_str(),
+            detail: e.to_string(),
+        })?;
+        let rejected = |e: ring::error::KeyRejected| Error::InvalidKey {
+            alg: alg.as_str(),
+            detail: e.to_string(),
+        };
+        let (signer, public) = match alg {
+            Algorithm::Es256 => {
+                let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der.as_bytes(),
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(rejected)?;
+                let public = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+                (Signer::Es256(pair), public)
+            }
+            Algorithm::Rs256 => {
+                let pair =
+                    ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(rejected)?;
+                let public = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+                (Signer::Rs256(pair), public)
+            }
+        };
         let kid = match &material {
             Material::Es256(key) => {
                 let (x, y) = ec_coordinates(key);
@@ -106,7 +149,56 @@ impl SigningKey {
                 thumbprint(&[("e", &e), ("kty", "RSA"), ("n", &n)])
             }
         };
-        Self { alg, kid, material }
+        Ok(Self {
+            alg,
+            kid,
+            material,
+            signer,
+            public,
+        })
+    }
+
+    /// Signs `claims` as a JWT (RFC 7519) with header `alg`, `typ` and `kid`.
+    pub fn sign_jwt(&self, typ: &str, claims: &Value) -> Result<String, Error> {
+        let header = json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
+        let mut token = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let rng = ring::rand::SystemRandom::new();
+        let signature = match &self.signer {
+            Signer::Es256(pair) => pair
+                .sign(&rng, token.as_bytes())
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Error::Signing)?,
+            Signer::Rs256(pair) => {
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    token.as_bytes(),
+                    &mut out,
+                )
+                .map_err(|_| Error::Signing)?;
+                out
+            }
+        };
+        token.push('.');
+        token.push_str(&b64url(&signature));
+        Ok(token)
+    }
+
+    /// Whether this key made the token's signature (under its own algorithm).
+    pub fn verify(&self, jwt: &crate::Jwt) -> bool {
+        if jwt.alg() != self.alg.as_str() {
+            return false;
+        }
+        let algorithm: &'static dyn ring::signature::VerificationAlgorithm = match self.alg {
+            Algorithm::Es256 => &ring::signature::ECDSA_P256_SHA256_FIXED,
+            Algorithm::Rs256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        };
+        jwt.verify_raw(algorithm, &self.public)
     }
 
     pub fn alg(&self) -> Algorithm {

@@ -63,6 +63,30 @@ pub struct Profile {
     pub max_clients_per_organization: Option<u64>,
     /// Metadata members that must be present, e.g. `contacts`, `software_id`.
     pub required_fields: Vec<String>,
+    /// Resource indicators (RFC 8707) a token may be requested for; empty:
+    /// only the default audience.
+    pub resources: Vec<RedirectPattern>,
+    /// The audience of tokens requested without `resource`; `None`: the
+    /// issuer itself.
+    pub default_resource: Option<String>,
+    /// Audiences whose tokens a client under this profile may introspect
+    /// (besides its own).
+    pub introspection_audiences: Vec<RedirectPattern>,
+}
+
+impl Profile {
+    /// Whether a client under this profile may get a token for `resource` now.
+    pub fn allows_resource(&self, resource: &str) -> bool {
+        self.default_resource.as_deref() == Some(resource)
+            || self.resources.iter().any(|p| p.matches(resource))
+    }
+
+    /// Whether a client under this profile may introspect tokens for `audience`.
+    pub fn may_introspect(&self, audience: &str) -> bool {
+        self.introspection_audiences
+            .iter()
+            .any(|p| p.matches(audience))
+    }
 }
 
 impl Policy {
@@ -82,6 +106,9 @@ impl Policy {
             approval: Approval::Never,
             max_clients_per_organization: None,
             required_fields: Vec::new(),
+            resources: Vec::new(),
+            default_resource: None,
+            introspection_audiences: Vec::new(),
         };
         Self {
             version: "builtin".into(),

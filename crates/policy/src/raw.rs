@@ -49,6 +49,14 @@ pub struct RawProfile {
     pub max_clients_per_organization: Option<u64>,
     #[serde(default)]
     pub required_fields: Vec<String>,
+    /// Resource indicators (RFC 8707) clients may ask tokens for: patterns
+    /// as for redirect URIs.
+    pub resources: Option<Vec<String>>,
+    /// The audience of a token requested without `resource`.
+    pub default_resource: Option<String>,
+    /// Audiences whose tokens clients under this profile (resource servers)
+    /// may introspect, beyond their own tokens.
+    pub introspection_audiences: Option<Vec<String>>,
 }
 
 /// Reads and validates a policy file whose top level is the policy table.
@@ -231,6 +239,28 @@ impl RawProfile {
                 ));
             }
         }
+        let mut patterns = |field: &str, list: Option<Vec<String>>| -> Vec<RedirectPattern> {
+            list.unwrap_or_default()
+                .iter()
+                .filter_map(|p| {
+                    RedirectPattern::parse(p)
+                        .map_err(|e| problems.push(format!("{key}.{field}: {e}")))
+                        .ok()
+                })
+                .collect()
+        };
+        let resources = patterns("resources", self.resources);
+        let introspection_audiences =
+            patterns("introspection_audiences", self.introspection_audiences);
+        if let Some(default) = &self.default_resource {
+            let absolute = url::Url::parse(default).is_ok_and(|u| u.fragment().is_none())
+                && !default.contains('#');
+            if !absolute {
+                problems.push(format!(
+                    "{key}.default_resource: {default:?} must be an absolute URI without a fragment (RFC 8707 section 2)"
+                ));
+            }
+        }
         if self.max_clients_per_organization == Some(0) {
             problems.push(format!(
                 "{key}.max_clients_per_organization: must be at least 1"
@@ -249,6 +279,9 @@ impl RawProfile {
             approval,
             max_clients_per_organization: self.max_clients_per_organization,
             required_fields: self.required_fields,
+            resources,
+            default_resource: self.default_resource,
+            introspection_audiences,
         })
     }
 }

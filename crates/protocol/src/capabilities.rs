@@ -9,6 +9,17 @@ pub const GRANT_TYPES: [GrantType; 3] = [
     GrantType::RefreshToken,
 ];
 
+/// Grant types the token endpoint serves now (registration accepts the
+/// browser grants ahead of the authorization endpoint).
+pub const TOKEN_GRANT_TYPES: [GrantType; 1] = [GrantType::ClientCredentials];
+
+/// Methods of clients that hold credentials.
+pub const CONFIDENTIAL_AUTH_METHODS: [AuthMethod; 3] = [
+    AuthMethod::ClientSecretBasic,
+    AuthMethod::ClientSecretPost,
+    AuthMethod::PrivateKeyJwt,
+];
+
 pub const RESPONSE_TYPES: [ResponseType; 1] = [ResponseType::Code];
 
 pub const TOKEN_ENDPOINT_AUTH_METHODS: [AuthMethod; 4] = [

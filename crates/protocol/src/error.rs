@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// Error codes of RFC 6749 §5.2, RFC 6750 §3.1 and RFC 7591 §3.2.2.
+/// Error codes of RFC 6749 §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2, RFC 7009
+/// §2.2.1 and RFC 8707 §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -12,6 +13,15 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     InvalidSoftwareStatement,
     UnapprovedSoftwareStatement,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    /// RFC 8707 §2.
+    InvalidTarget,
+    /// RFC 7009 §2.2.1.
+    UnsupportedTokenType,
 }
 
 impl ErrorCode {
@@ -23,6 +33,13 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidSoftwareStatement => "invalid_software_statement",
             ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 }

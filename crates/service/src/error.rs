@@ -15,6 +15,15 @@ pub enum Error {
     /// the resource (RFC 6750 §3.1 `invalid_token`).
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
+    /// Client authentication at the token, introspection or revocation
+    /// endpoint failed, or the client may not be used now (RFC 6749 §5.2
+    /// `invalid_client`). `via_header`: the client authenticated with the
+    /// `Authorization` header, so the answer carries a challenge.
+    #[error("invalid client: {description}")]
+    InvalidClient {
+        description: String,
+        via_header: bool,
+    },
     /// Authenticated, but not allowed to do this (RFC 6750 §3.1 `insufficient_scope`).
     #[error("forbidden: {0}")]
     Forbidden(String),

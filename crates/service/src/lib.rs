@@ -14,11 +14,16 @@ mod keys;
 mod lifecycle;
 mod policy_check;
 mod registration;
+pub mod reports;
+mod token;
+mod usage;
 
 pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
-pub use keys::KeySet;
+pub use keys::KeyRing;
+pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
+pub use usage::UsageRecorder;
 pub use policy_check::policy_check;
 pub use registration::{
     AdminIdentity, AdminRole, AuditFilter, AuthenticatedClient, ClientInformation, Registrar,

@@ -139,7 +139,85 @@ impl Registrar {
             }
         }
         let expired = self.expire_pending(now, context).await?;
-        Ok(json!({"approvals_lapsed": lapsed, "expired_pending": expired}))
+        let past_expiry = self
+            .expire_each(
+                self.store.clients_past_expiry(now, 1000).await?,
+                now,
+                "registration reached its expiry",
+                context,
+            )
+            .await?;
+        let unused = match self.lifecycle.unused_client_expiry {
+            Some(after) => {
+                let cutoff = now - after.as_secs() as i64;
+                self.expire_each(
+                    self.store.clients_unused_since(cutoff, 1000).await?,
+                    now,
+                    &format!("not used for {} s", after.as_secs()),
+                    context,
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let retention = self.lifecycle.expired_retention.as_secs() as i64;
+        let mut deleted = Vec::new();
+        for client_id in self
+            .store
+            .expired_clients_before(now - retention, 1000)
+            .await?
+        {
+            let mut event = context.admin_event("client.reap", "done");
+            event.client_id = Some(client_id.clone());
+            event.reasons = vec![format!("expired more than {retention} s ago")];
+            let change = Change::DeleteClient {
+                client_id: client_id.clone(),
+            };
+            if self.store.apply_change(change, event).await? {
+                deleted.push(client_id);
+            }
+        }
+        let purged = self.store.purge_expired(now).await?;
+        if !(past_expiry.is_empty() && unused.is_empty() && deleted.is_empty()) {
+            tracing::info!(
+                expired = past_expiry.len(),
+                unused = unused.len(),
+                deleted = deleted.len(),
+                "reaper expired and deleted clients"
+            );
+        }
+        Ok(json!({
+            "approvals_lapsed": lapsed,
+            "expired_pending": expired,
+            "expired": past_expiry,
+            "expired_unused": unused,
+            "deleted": deleted,
+            "purged_token_records": purged,
+        }))
+    }
+
+    /// Expires each client (if still active or pending), one audited change each.
+    async fn expire_each(
+        &self,
+        ids: Vec<String>,
+        now: i64,
+        reason: &str,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, Error> {
+        let mut expired = Vec::new();
+        for client_id in ids {
+            let mut event = context.admin_event("client.expire", "done");
+            event.client_id = Some(client_id.clone());
+            event.reasons = vec![reason.to_owned()];
+            let change = Change::ExpireClient {
+                client_id: client_id.clone(),
+                now,
+            };
+            if self.store.apply_change(change, event).await? {
+                expired.push(client_id);
+            }
+        }
+        Ok(expired)
     }
 
     /// Expires clients left pending longer than the pending lifetime.
@@ -157,8 +235,9 @@ impl Registrar {
                 "not decided within {} s",
                 self.config.pending_lifetime.as_secs()
             )];
-            let change = Change::ExpirePendingClient {
+            let change = Change::ExpireClient {
                 client_id: client_id.clone(),
+                now,
             };
             if self.store.apply_change(change, event).await? {
                 expired.push(client_id);

@@ -56,7 +56,7 @@ impl RegistrationGrant {
 /// Proof that a request carried the registration access token of this
 /// client; only [`Registrar::authenticate_rat`] makes one.
 #[derive(Debug)]
-pub struct AuthenticatedClient(ClientRecord);
+pub struct AuthenticatedClient(pub(crate) ClientRecord);
 
 /// A client's shared secret: in clear only when just issued.
 #[derive(Default)]
@@ -69,10 +69,11 @@ struct SecretState {
 /// Registration and management of clients.
 pub struct Registrar {
     pub(crate) store: Arc<dyn Store>,
-    hasher: Hasher,
+    pub(crate) hasher: Hasher,
     issuer: Issuer,
     pub(crate) config: RegistrationConfig,
     pub(crate) policy: Arc<Policy>,
+    pub(crate) lifecycle: charter_config::LifecycleConfig,
 }
 
 /// A client information response (RFC 7591 §3.2.1, RFC 7592 §3): the
@@ -140,7 +141,14 @@ impl Registrar {
             issuer,
             config,
             policy,
+            lifecycle: charter_config::LifecycleConfig::default(),
         }
+    }
+
+    /// Sets the lifecycle rules (secret rotation overlap, the reaper's periods).
+    pub fn with_lifecycle(mut self, lifecycle: charter_config::LifecycleConfig) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -177,7 +185,7 @@ impl Registrar {
         event.reasons = match error {
             Error::Protocol(e) => e.description.split("; ").map(str::to_owned).collect(),
             Error::InvalidToken(why) => vec![(*why).to_owned()],
-            Error::MissingToken | Error::Internal(_) | Error::Forbidden(_) => return Ok(()),
+            Error::MissingToken | Error::Internal(_) | Error::Forbidden(_) | Error::InvalidClient { .. } => return Ok(()),
         };
         event.policy_version = Some(self.policy.version.clone());
         self.store.append_audit(event).await?;
@@ -270,6 +278,10 @@ impl Registrar {
             status,
             expires_at: Some(expires_at),
             approval: None,
+            approved_until: None,
+            last_used_at: None,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
         };
         let mut event = context.event(grant.actor(), "client.register", decision_name(status));
         event.organization_id = Some(iat.organization_id.clone());
@@ -495,7 +507,7 @@ impl Registrar {
         })
     }
 
-    fn describe(
+    pub(crate) fn describe(
         &self,
         client: ClientRecord,
         secret: Option<Secret>,

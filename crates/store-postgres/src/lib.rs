@@ -3,8 +3,9 @@
 //!
 //! Every write is its own transaction on a pooled connection: single-row
 //! writes rely on PostgreSQL's implicit transaction, and writes that touch
-//! several rows (bootstrap, initial signing keys) open an explicit one. Unlike
-//! the SQLite backend there is no group-commit writer here, and none is
+//! several rows or check before they write (bootstrap, signing keys, usage
+//! batches, purges, audited changes) open an explicit one. Unlike the SQLite
+//! backend there is no group-commit writer here, and none is
 //! needed: PostgreSQL itself groups the WAL flushes of concurrently
 //! committing transactions, so many connections writing at once share the
 //! cost of each `fsync` while every write is acknowledged only once durable
@@ -125,21 +126,36 @@ fn initial_access_token_from_row(row: &PgRow) -> Result<InitialAccessToken> {
     })
 }
 
+fn optional_hash_of(row: &PgRow, column: &str) -> Result<Option<TokenHash>> {
+    let bytes: Option<Vec<u8>> = row.try_get(column).map_err(db_err)?;
+    bytes
+        .map(|b| {
+            b.try_into()
+                .map_err(|_| Error::Corrupt(format!("{column} is not 32 bytes")))
+        })
+        .transpose()
+}
+
+/// The columns [`client_from_row`] decodes, as a literal so that queries can
+/// be built with `concat!` and stay `&'static str`.
+macro_rules! client_columns {
+    () => {
+        "client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+         secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
+         status, expires_at, approval, approved_until, last_used_at, previous_secret_hash, \
+         previous_secret_expires_at"
+    };
+}
+
 fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
     let metadata: String = row.try_get("metadata").map_err(db_err)?;
-    let secret_hash: Option<Vec<u8>> = row.try_get("secret_hash").map_err(db_err)?;
     Ok(ClientRecord {
         client_id: row.try_get("client_id").map_err(db_err)?,
         organization_id: row.try_get("organization_id").map_err(db_err)?,
         initial_access_token_id: row.try_get("initial_access_token_id").map_err(db_err)?,
         metadata: serde_json::from_str(&metadata)
             .map_err(|e| Error::Corrupt(format!("client metadata: {e}")))?,
-        secret_hash: secret_hash
-            .map(|b| {
-                b.try_into()
-                    .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))
-            })
-            .transpose()?,
+        secret_hash: optional_hash_of(row, "secret_hash")?,
         secret_expires_at: row.try_get("secret_expires_at").map_err(db_err)?,
         registration_token_hash: hash_of(row, "registration_token_hash")?,
         issued_at: row.try_get("issued_at").map_err(db_err)?,
@@ -153,6 +169,10 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
         },
         expires_at: row.try_get("expires_at").map_err(db_err)?,
         approval: row.try_get("approval").map_err(db_err)?,
+        approved_until: row.try_get("approved_until").map_err(db_err)?,
+        last_used_at: row.try_get("last_used_at").map_err(db_err)?,
+        previous_secret_hash: optional_hash_of(row, "previous_secret_hash")?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at").map_err(db_err)?,
     })
 }
 
@@ -162,6 +182,7 @@ fn key_from_row(row: &PgRow) -> Result<SigningKeyRecord> {
         alg: row.try_get("alg").map_err(db_err)?,
         private_pkcs8: row.try_get("private_pkcs8").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
+        activates_at: row.try_get("activates_at").map_err(db_err)?,
     })
 }
 
@@ -192,6 +213,11 @@ where
 /// Any fixed number: the advisory lock that serializes appends to the audit
 /// chain across every replica, for the rest of the transaction.
 const AUDIT_LOCK: i64 = 0x0063_6861_7274_6572;
+
+/// Another fixed number, outside the range of `hashtext` (which keys the
+/// per-organization quota locks): the advisory lock that serializes the
+/// scheduling of next signing keys across replicas.
+const SIGNING_KEY_LOCK: i64 = 0x0063_6861_726b_6579;
 
 /// Appends `event` to the audit chain inside `tx`.
 async fn append_audit_in(
@@ -377,6 +403,43 @@ impl Store for PostgresStore {
             Change::RevokeInitialAccessToken { id } => {
                 run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
             }
+            Change::ExpireClient { client_id, now } => run(
+                "UPDATE clients SET status = 'expired', expires_at = LEAST(COALESCE(expires_at, $2), $2) \
+                 WHERE client_id = $1 AND status IN ('active', 'pending')",
+            )
+            .bind(client_id)
+            .bind(*now),
+            Change::RevokeClient { client_id } => run(
+                "UPDATE clients SET status = 'revoked' WHERE client_id = $1 AND status IN ('active', 'pending')",
+            )
+            .bind(client_id),
+            Change::DeleteClient { client_id } => {
+                run("DELETE FROM clients WHERE client_id = $1").bind(client_id)
+            }
+            Change::RotateSecret {
+                client_id,
+                expected_secret_hash,
+                secret_hash,
+                secret_expires_at,
+                previous_expires_at,
+            } => run(
+                // Every right-hand side reads the row as it was before the
+                // update, so the previous secret is the one being replaced.
+                "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $5, \
+                 secret_hash = $3, secret_expires_at = $4 WHERE client_id = $1 AND secret_hash = $2",
+            )
+            .bind(client_id)
+            .bind(&expected_secret_hash[..])
+            .bind(&secret_hash[..])
+            .bind(*secret_expires_at)
+            .bind(*previous_expires_at),
+            Change::RevokeAccessToken { jti, client_id, expires_at } => run(
+                "INSERT INTO revoked_access_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(jti)
+            .bind(client_id)
+            .bind(*expires_at),
         }
         .execute(&mut *tx)
         .await
@@ -504,7 +567,8 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
              secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-             expires_at, approval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&client.client_id)
         .bind(&client.organization_id)
@@ -520,6 +584,10 @@ impl Store for PostgresStore {
         .bind(client.status.as_str())
         .bind(client.expires_at)
         .bind(&client.approval)
+        .bind(client.approved_until)
+        .bind(client.last_used_at)
+        .bind(client.previous_secret_hash.as_ref().map(|h| &h[..]))
+        .bind(client.previous_secret_expires_at)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -539,11 +607,11 @@ impl Store for PostgresStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        let row = sqlx::query(
-            "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-             secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
-             status, expires_at, approval FROM clients WHERE client_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1"
+        ))
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await
@@ -636,7 +704,8 @@ impl Store for PostgresStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, private_pkcs8, created_at, activates_at FROM signing_keys \
+             ORDER BY activates_at, kid",
         )
         .fetch_all(&self.pool)
         .await
@@ -651,20 +720,255 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         for k in &keys {
             sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (initial_for_alg) DO NOTHING",
+                "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at, activates_at) \
+                 VALUES ($1, $2, $2, $3, $4, $5) ON CONFLICT (initial_for_alg) DO NOTHING",
             )
             .bind(&k.kid)
             .bind(&k.alg)
-            .bind(&k.alg)
             .bind(&k.private_pkcs8)
             .bind(k.created_at)
+            .bind(k.activates_at)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
         self.signing_keys().await
+    }
+
+    async fn insert_next_signing_key(&self, key: SigningKeyRecord, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Serialize the check and the insert across replicas for the rest of
+        // the transaction: the second caller's check (a new snapshot under
+        // READ COMMITTED) sees the first caller's committed key.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SIGNING_KEY_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let pending: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM signing_keys WHERE alg = $1 AND activates_at > $2 LIMIT 1",
+        )
+        .bind(&key.alg)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if pending.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_pkcs8)
+        .bind(key.created_at)
+        .bind(key.activates_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<()> {
+        sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_in_use(&self, client_id: &str) -> Result<Option<ClientInUse>> {
+        // The organization's columns are renamed in a derived table so that
+        // none clashes with a client column of the same name (`status`).
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            ", organization_status FROM clients \
+             JOIN (SELECT id AS org_id, status AS organization_status FROM organizations) o \
+             ON o.org_id = clients.organization_id WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|row| {
+            Ok(ClientInUse {
+                client: client_from_row(&row)?,
+                organization_status: row.try_get("organization_status").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_clients(&self, used: Vec<(String, i64)>) -> Result<()> {
+        // One time per client, the latest, in client_id order.
+        let mut latest = std::collections::BTreeMap::<String, i64>::new();
+        for (client_id, at) in used {
+            let entry = latest.entry(client_id).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let (ids, times): (Vec<String>, Vec<i64>) = latest.into_iter().unzip();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Lock the rows in client_id order first, so that replicas flushing
+        // overlapping batches at once queue instead of deadlocking.
+        sqlx::query(
+            "SELECT client_id FROM clients WHERE client_id = ANY($1) ORDER BY client_id FOR NO KEY UPDATE",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE clients SET last_used_at = used.at \
+             FROM UNNEST($1::text[], $2::bigint[]) AS used(client_id, at) \
+             WHERE clients.client_id = used.client_id \
+             AND (clients.last_used_at IS NULL OR clients.last_used_at < used.at)",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti_hash: &TokenHash,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO used_assertion_ids (client_id, jti_hash, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(&jti_hash[..])
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)")
+            .bind(jti)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
+            "DELETE FROM used_assertion_ids WHERE expires_at < $1",
+        ] {
+            purged += sqlx::query(sql)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(purged)
+    }
+
+    async fn clients_past_expiry(&self, now: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT client_id FROM clients WHERE status IN ('active', 'pending') AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn clients_unused_since(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT client_id FROM clients WHERE status = 'active' AND issued_at < $1 \
+             AND (last_used_at IS NULL OR last_used_at < $1) ORDER BY issued_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn expired_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT client_id FROM clients WHERE status = 'expired' AND expires_at < $1 \
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn clients(&self, query: &ClientQuery) -> Result<Vec<ClientRecord>> {
+        // NULLS FIRST: the order SQLite gives, so both backends list alike.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE ($1::text IS NULL OR organization_id = $1) \
+             AND ($2::text IS NULL OR status = $2) \
+             AND ($3::bigint IS NULL OR expires_at < $3) \
+             AND ($4::bigint IS NULL OR (issued_at < $4 AND (last_used_at IS NULL OR last_used_at < $4))) \
+             AND ($5::text IS NULL OR \
+                  (CASE WHEN initial_access_token_id IS NULL THEN 'anonymous' ELSE 'iat' END) = $5) \
+             ORDER BY expires_at NULLS FIRST, client_id LIMIT $6"
+        ))
+        .bind(&query.organization_id)
+        .bind(query.status.map(ClientStatus::as_str))
+        .bind(query.expires_before)
+        .bind(query.unused_since)
+        .bind(&query.registration_path)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn client_counts(&self) -> Result<Vec<ClientCount>> {
+        let rows = sqlx::query(
+            "SELECT organization_id, \
+             CASE WHEN initial_access_token_id IS NULL THEN 'anonymous' ELSE 'iat' END AS path, \
+             status, COUNT(*) AS count FROM clients \
+             GROUP BY organization_id, path, status ORDER BY organization_id, path, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status").map_err(db_err)?;
+                Ok(ClientCount {
+                    organization_id: row.try_get("organization_id").map_err(db_err)?,
+                    registration_path: row.try_get("path").map_err(db_err)?,
+                    status: ClientStatus::parse(&status).ok_or_else(|| {
+                        Error::Corrupt(format!("unknown client status {status:?}"))
+                    })?,
+                    count: row.try_get::<i64, _>("count").map_err(db_err)?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) {

@@ -267,11 +267,10 @@ impl Store for SqliteStore {
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-                 secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
-                 status, expires_at, approval FROM clients WHERE client_id = ?1",
-            )?
+            c.prepare_cached(&format!(
+                "SELECT {} FROM clients WHERE client_id = ?1",
+                rows::CLIENT_COLUMNS
+            ))?
             .query_row([client_id], rows::client)
             .optional()
         })
@@ -320,9 +319,9 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         self.read(|c| {
-            c.prepare_cached("SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")?
+            c.prepare_cached("SELECT kid, alg, private_pkcs8, created_at, activates_at FROM signing_keys ORDER BY activates_at, kid")?
                 .query_map([], |r| {
-                    Ok(SigningKeyRecord { kid: r.get(0)?, alg: r.get(1)?, private_pkcs8: r.get(2)?, created_at: r.get(3)? })
+                    Ok(SigningKeyRecord { kid: r.get(0)?, alg: r.get(1)?, private_pkcs8: r.get(2)?, created_at: r.get(3)?, activates_at: r.get(4)? })
                 })?
                 .collect()
         })
@@ -334,6 +333,152 @@ impl Store for SqliteStore {
     ) -> Result<Vec<SigningKeyRecord>> {
         self.writer.submit(WriteOp::EnsureSigningKeys(keys)).await?;
         self.signing_keys().await
+    }
+
+    async fn insert_next_signing_key(&self, key: SigningKeyRecord, now: i64) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::InsertNextSigningKey(key, now))
+            .await
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<()> {
+        self.writer
+            .submit(WriteOp::DeleteSigningKey(kid.to_owned()))
+            .await
+            .map(drop)
+    }
+
+    async fn client_in_use(&self, client_id: &str) -> Result<Option<ClientInUse>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {}, o.status FROM clients JOIN organizations o ON o.id = clients.organization_id \
+                 WHERE client_id = ?1",
+                rows::CLIENT_COLUMNS.replace("status,", "clients.status,")
+            ))?
+            .query_row([client_id], |r| {
+                Ok(ClientInUse {
+                    client: rows::client(r)?,
+                    organization_status: r.get(18)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    async fn touch_clients(&self, used: Vec<(String, i64)>) -> Result<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .submit(WriteOp::TouchClients(used))
+            .await
+            .map(drop)
+    }
+
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti_hash: &TokenHash,
+        expires_at: i64,
+    ) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::UseAssertionJti(
+                client_id.to_owned(),
+                *jti_hash,
+                expires_at,
+            ))
+            .await
+    }
+
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM revoked_access_tokens WHERE jti = ?1")?
+                .query_row([jti], |_| Ok(()))
+                .optional()
+                .map(|found| found.is_some())
+        })
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64> {
+        self.writer
+            .submit_count(WriteOp::PurgeExpired(now))
+            .await
+    }
+
+    async fn clients_past_expiry(&self, now: i64, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id FROM clients WHERE status IN ('active', 'pending') AND expires_at <= ?1 \
+                 ORDER BY expires_at LIMIT ?2",
+            )?
+            .query_map(params![now, limit], |r| r.get(0))?
+            .collect()
+        })
+    }
+
+    async fn clients_unused_since(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id FROM clients WHERE status = 'active' AND issued_at < ?1 \
+                 AND (last_used_at IS NULL OR last_used_at < ?1) ORDER BY issued_at LIMIT ?2",
+            )?
+            .query_map(params![cutoff, limit], |r| r.get(0))?
+            .collect()
+        })
+    }
+
+    async fn expired_clients_before(&self, cutoff: i64, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id FROM clients WHERE status = 'expired' AND expires_at < ?1 \
+                 ORDER BY expires_at LIMIT ?2",
+            )?
+            .query_map(params![cutoff, limit], |r| r.get(0))?
+            .collect()
+        })
+    }
+
+    async fn clients(&self, query: &ClientQuery) -> Result<Vec<ClientRecord>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM clients WHERE (?1 IS NULL OR organization_id = ?1) AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR expires_at < ?3) \
+                 AND (?4 IS NULL OR (issued_at < ?4 AND (last_used_at IS NULL OR last_used_at < ?4))) \
+                 AND (?5 IS NULL OR (CASE WHEN initial_access_token_id IS NULL THEN 'anonymous' ELSE 'iat' END) = ?5) \
+                 ORDER BY expires_at, client_id LIMIT ?6",
+                rows::CLIENT_COLUMNS
+            ))?
+            .query_map(
+                params![
+                    query.organization_id,
+                    query.status.map(ClientStatus::as_str),
+                    query.expires_before,
+                    query.unused_since,
+                    query.registration_path,
+                    query.limit
+                ],
+                rows::client,
+            )?
+            .collect()
+        })
+    }
+
+    async fn client_counts(&self) -> Result<Vec<ClientCount>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT organization_id, CASE WHEN initial_access_token_id IS NULL THEN 'anonymous' ELSE 'iat' END AS path, \
+                 status, COUNT(*) FROM clients GROUP BY organization_id, path, status ORDER BY organization_id, path, status",
+            )?
+            .query_map([], |r| {
+                Ok(ClientCount {
+                    organization_id: r.get(0)?,
+                    registration_path: r.get(1)?,
+                    status: rows::status(r, 2)?,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?
+            .collect()
+        })
     }
 
     async fn close(&self) {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_iat_source.sql"),
     include_str!("../migrations/0006_admin_roles.sql"),
     include_str!("../migrations/0007_approval_until.sql"),
+    include_str!("../migrations/0008_point_of_use.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -38,6 +38,22 @@ pub(crate) fn initial_access_token(r: &Row<'_>) -> rusqlite::Result<InitialAcces
     })
 }
 
+/// The columns [`client`] decodes, in order.
+pub(crate) const CLIENT_COLUMNS: &str = "client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+     secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
+     status, expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at";
+
+pub(crate) fn status(r: &Row<'_>, index: usize) -> rusqlite::Result<ClientStatus> {
+    let text: String = r.get(index)?;
+    ClientStatus::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            Type::Text,
+            format!("unknown client status {text:?}").into(),
+        )
+    })
+}
+
 pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
     let metadata: String = r.get(3)?;
     Ok(ClientRecord {
@@ -53,18 +69,13 @@ pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
         updated_at: r.get(8)?,
         profile: r.get(9)?,
         policy_version: r.get(10)?,
-        status: {
-            let text: String = r.get(11)?;
-            ClientStatus::parse(&text).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    11,
-                    Type::Text,
-                    format!("unknown client status {text:?}").into(),
-                )
-            })?
-        },
+        status: status(r, 11)?,
         expires_at: r.get(12)?,
         approval: r.get(13)?,
+        approved_until: r.get(14)?,
+        last_used_at: r.get(15)?,
+        previous_secret_hash: r.get::<_, Option<Hash>>(16)?.map(|h| h.0),
+        previous_secret_expires_at: r.get(17)?,
     })
 }
 

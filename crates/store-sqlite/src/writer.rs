@@ -32,6 +32,11 @@ pub(crate) enum WriteOp {
     AppendAudit(AuditEvent),
     Change(Change, AuditEvent),
     EnsureSigningKeys(Vec<SigningKeyRecord>),
+    InsertNextSigningKey(SigningKeyRecord, i64),
+    DeleteSigningKey(String),
+    TouchClients(Vec<(String, i64)>),
+    UseAssertionJti(String, TokenHash, i64),
+    PurgeExpired(i64),
 }
 
 impl WriteOp {
@@ -45,7 +50,13 @@ impl WriteOp {
             | WriteOp::DeleteClient(_, _, a)
             | WriteOp::AppendAudit(a)
             | WriteOp::Change(_, a) => Some(a),
-            WriteOp::InsertOrganization(_) | WriteOp::EnsureSigningKeys(_) => None,
+            WriteOp::InsertOrganization(_)
+            | WriteOp::EnsureSigningKeys(_)
+            | WriteOp::InsertNextSigningKey(..)
+            | WriteOp::DeleteSigningKey(_)
+            | WriteOp::TouchClients(_)
+            | WriteOp::UseAssertionJti(..)
+            | WriteOp::PurgeExpired(_) => None,
         }
     }
 }
@@ -73,7 +84,9 @@ fn load_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
     .map(|head| head.unwrap_or((0, audit::GENESIS)))
 }
 
-type Job = (WriteOp, oneshot::Sender<Result<bool>>);
+/// An operation and where to send its outcome: whether it changed
+/// anything, or for counting operations how many rows it changed.
+type Job = (WriteOp, oneshot::Sender<Result<u64>>);
 
 pub(crate) struct Writer {
     /// `None` once closed. Callers clone the sender, so the thread keeps
@@ -125,6 +138,11 @@ impl Writer {
     }
 
     pub(crate) async fn submit(&self, op: WriteOp) -> Result<bool> {
+        self.submit_count(op).await.map(|n| n > 0)
+    }
+
+    /// Like [`Self::submit`], answering how many rows the operation changed.
+    pub(crate) async fn submit_count(&self, op: WriteOp) -> Result<u64> {
         let stopped = || Error::Database("the SQLite writer has stopped".into());
         let queue = self
             .queue
@@ -226,7 +244,7 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn apply_batch(conn: &Connection, batch: &[Job], head: &mut ChainHead) -> Vec<Result<bool>> {
+fn apply_batch(conn: &Connection, batch: &[Job], head: &mut ChainHead) -> Vec<Result<u64>> {
     let start = *head;
     let fail_all = |e: rusqlite::Error| {
         let message = e.to_string();
@@ -238,7 +256,7 @@ fn apply_batch(conn: &Connection, batch: &[Job], head: &mut ChainHead) -> Vec<Re
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(e);
     }
-    let results: Vec<Result<bool>> = batch
+    let results: Vec<Result<u64>> = batch
         .iter()
         .map(|(op, _)| apply_one(conn, op, head))
         .collect();
@@ -253,8 +271,15 @@ fn apply_batch(conn: &Connection, batch: &[Job], head: &mut ChainHead) -> Vec<Re
     }
 }
 
-fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<bool> {
-    let multi_statement = op.audit().is_some() || matches!(op, WriteOp::EnsureSigningKeys(_));
+fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<u64> {
+    let multi_statement = op.audit().is_some()
+        || matches!(
+            op,
+            WriteOp::EnsureSigningKeys(_)
+                | WriteOp::InsertNextSigningKey(..)
+                | WriteOp::TouchClients(_)
+                | WriteOp::PurgeExpired(_)
+        );
     if !multi_statement {
         return apply_statements(conn, op).map_err(db_err);
     }
@@ -265,7 +290,7 @@ fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<bo
         .and_then(|changed| {
             // Only a change is audited; an update or delete that matched
             // nothing, or an exhausted token, leaves no entry here.
-            if let (true, Some(event)) = (changed, op.audit()) {
+            if let (true, Some(event)) = (changed > 0, op.audit()) {
                 next_head = append(conn, *head, event).map_err(db_err)?;
             }
             Ok(changed)
@@ -313,8 +338,9 @@ fn append(conn: &Connection, head: ChainHead, event: &AuditEvent) -> rusqlite::R
     Ok((record.seq, record.hash))
 }
 
-fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
-    match op {
+fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<u64> {
+    let count = |changed: bool| u64::from(changed);
+    Ok(match op {
         WriteOp::Bootstrap(b, _) => {
             let created = conn
                 .prepare_cached("INSERT INTO organizations (id, name, created_at, status) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING")?
@@ -327,18 +353,18 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                 .execute(params![&b.admin_token_hash[..], b.organization.created_at])?;
                 insert_iat(conn, &b.initial_access_token)?;
             }
-            Ok(created)
+            count(created)
         }
         WriteOp::InsertOrganization(o) => {
             conn.prepare_cached(
                 "INSERT INTO organizations (id, name, created_at, status) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![o.id, o.name, o.created_at, o.status])?;
-            Ok(true)
+            1
         }
-        WriteOp::InsertInitialAccessToken(t, _) => insert_iat(conn, t).map(|_| true),
-        WriteOp::AppendAudit(_) => Ok(true),
-        WriteOp::Change(change, _) => apply_change(conn, change),
+        WriteOp::InsertInitialAccessToken(t, _) => insert_iat(conn, t).map(|_| 1)?,
+        WriteOp::AppendAudit(_) => 1,
+        WriteOp::Change(change, _) => count(apply_change(conn, change)?),
         WriteOp::InsertClient(c, _, _) => {
             // Count the use first: if the token is exhausted nothing is stored.
             if let Some(iat) = &c.initial_access_token_id {
@@ -349,13 +375,14 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                     )?
                     .execute([iat])?;
                 if counted == 0 {
-                    return Ok(false);
+                    return Ok(0);
                 }
             }
             conn.prepare_cached(
                 "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
                  secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-                 expires_at, approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(params![
                 c.client_id,
@@ -372,8 +399,12 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                 c.status.as_str(),
                 c.expires_at,
                 c.approval,
+                c.approved_until,
+                c.last_used_at,
+                c.previous_secret_hash.as_ref().map(|h| &h[..]),
+                c.previous_secret_expires_at,
             ])?;
-            Ok(true)
+            1
         }
         WriteOp::UpdateClient(u, _) => {
             let updated = conn
@@ -392,7 +423,7 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                     &u.expected_registration_token_hash[..],
                     u.policy_version,
                 ])?;
-            Ok(updated == 1)
+            count(updated == 1)
         }
         WriteOp::DeleteClient(client_id, rat, _) => {
             let deleted = conn
@@ -400,19 +431,67 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<bool> {
                     "DELETE FROM clients WHERE client_id = ?1 AND registration_token_hash = ?2",
                 )?
                 .execute(params![client_id, &rat[..]])?;
-            Ok(deleted == 1)
+            count(deleted == 1)
         }
         WriteOp::EnsureSigningKeys(keys) => {
             for k in keys {
                 conn.prepare_cached(
-                    "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at) \
-                     VALUES (?1, ?2, ?2, ?3, ?4) ON CONFLICT (initial_for_alg) DO NOTHING",
+                    "INSERT INTO signing_keys (kid, alg, initial_for_alg, private_pkcs8, created_at, activates_at) \
+                     VALUES (?1, ?2, ?2, ?3, ?4, ?5) ON CONFLICT (initial_for_alg) DO NOTHING",
                 )?
-                .execute(params![k.kid, k.alg, k.private_pkcs8, k.created_at])?;
+                .execute(params![k.kid, k.alg, k.private_pkcs8, k.created_at, k.activates_at])?;
             }
-            Ok(true)
+            1
         }
-    }
+        WriteOp::InsertNextSigningKey(k, now) => {
+            let pending: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT 1 FROM signing_keys WHERE alg = ?1 AND activates_at > ?2 LIMIT 1",
+                )?
+                .query_row(params![k.alg, now], |r| r.get(0))
+                .optional()?;
+            if pending.is_some() {
+                0
+            } else {
+                conn.prepare_cached(
+                    "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![k.kid, k.alg, k.private_pkcs8, k.created_at, k.activates_at])?
+                    as u64
+            }
+        }
+        WriteOp::DeleteSigningKey(kid) => conn
+            .prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")?
+            .execute([kid])? as u64,
+        WriteOp::TouchClients(used) => {
+            let mut changed = 0;
+            for (client_id, at) in used {
+                changed += conn
+                    .prepare_cached(
+                        "UPDATE clients SET last_used_at = ?2 WHERE client_id = ?1 \
+                         AND (last_used_at IS NULL OR last_used_at < ?2)",
+                    )?
+                    .execute(params![client_id, at])? as u64;
+            }
+            changed
+        }
+        WriteOp::UseAssertionJti(client_id, jti_hash, expires_at) => conn
+            .prepare_cached(
+                "INSERT INTO used_assertion_ids (client_id, jti_hash, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![client_id, &jti_hash[..], expires_at])? as u64,
+        WriteOp::PurgeExpired(now) => {
+            let tokens = conn
+                .prepare_cached("DELETE FROM revoked_access_tokens WHERE expires_at < ?1")?
+                .execute([now])?;
+            let ids = conn
+                .prepare_cached("DELETE FROM used_assertion_ids WHERE expires_at < ?1")?
+                .execute([now])?;
+            (tokens + ids) as u64
+        }
+    })
 }
 
 fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
@@ -452,6 +531,29 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         Change::ExpirePendingClient { client_id } => conn
             .prepare_cached("UPDATE clients SET status = 'expired' WHERE client_id = ?1 AND status = 'pending'")?
             .execute([client_id])?,
+        Change::ExpireClient { client_id, now } => conn
+            .prepare_cached(
+                "UPDATE clients SET status = 'expired', expires_at = MIN(coalesce(expires_at, ?2), ?2) \
+                 WHERE client_id = ?1 AND status IN ('active', 'pending')",
+            )?
+            .execute(params![client_id, now])?,
+        Change::RevokeClient { client_id } => conn
+            .prepare_cached("UPDATE clients SET status = 'revoked' WHERE client_id = ?1 AND status IN ('active', 'pending')")?
+            .execute([client_id])?,
+        Change::DeleteClient { client_id } => conn
+            .prepare_cached("DELETE FROM clients WHERE client_id = ?1")?
+            .execute([client_id])?,
+        Change::RotateSecret { client_id, expected_secret_hash, secret_hash, secret_expires_at, previous_expires_at } => conn
+            .prepare_cached(
+                "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = ?5, \
+                 secret_hash = ?3, secret_expires_at = ?4 WHERE client_id = ?1 AND secret_hash = ?2",
+            )?
+            .execute(params![client_id, &expected_secret_hash[..], &secret_hash[..], secret_expires_at, previous_expires_at])?,
+        Change::RevokeAccessToken { jti, client_id, expires_at } => conn
+            .prepare_cached(
+                "INSERT INTO revoked_access_tokens (jti, client_id, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![jti, client_id, expires_at])?,
         Change::RevokeInitialAccessToken { id } => conn
             .prepare_cached("UPDATE initial_access_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0")?
             .execute([id])?,

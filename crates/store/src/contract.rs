@@ -37,6 +37,10 @@ fn client(id: &str, org_id: &str, rat: u8) -> ClientRecord {
         status: ClientStatus::Active,
         expires_at: Some(1_900_000_000),
         approval: None,
+        approved_until: None,
+        last_used_at: None,
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
     }
 }
 
@@ -66,6 +70,7 @@ pub async fn run(store: &dyn Store) {
     quota_is_exact_under_concurrency(store).await;
     signing_keys(store).await;
     lifecycle_changes(store).await;
+    point_of_use(store).await;
     audit_chain(store).await;
 }
 
@@ -518,6 +523,7 @@ async fn signing_keys(store: &dyn Store) {
         alg: alg.into(),
         private_pkcs8: vec![1, 2, 3],
         created_at: 7,
+        activates_at: 7,
     };
     let stored = store
         .ensure_signing_keys(vec![key("k1", "ES256"), key("k2", "RS256")])
@@ -533,6 +539,226 @@ async fn signing_keys(store: &dyn Store) {
     kids.sort();
     assert_eq!(kids, ["k1", "k2"]);
     assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+
+    // Rotation: one next key per algorithm, however many replicas try.
+    let next = |kid: &str| SigningKeyRecord {
+        activates_at: 1_000,
+        ..key(kid, "ES256")
+    };
+    assert!(store.insert_next_signing_key(next("k4"), 500).await.unwrap());
+    assert!(
+        !store.insert_next_signing_key(next("k5"), 500).await.unwrap(),
+        "a next key is already waiting"
+    );
+    let racing = join_all((0..4).map(|i| {
+        let k = SigningKeyRecord {
+            activates_at: 2_000,
+            ..key(&format!("race-{i}"), "ES256")
+        };
+        store.insert_next_signing_key(k, 1_500)
+    }))
+    .await;
+    assert_eq!(racing.iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(
+        keys.iter().map(|k| k.activates_at).collect::<Vec<_>>(),
+        [7, 7, 1_000, 2_000],
+        "ordered by activation"
+    );
+    store.delete_signing_key("k1").await.unwrap();
+    assert!(store
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.kid != "k1"));
+}
+
+async fn point_of_use(store: &dyn Store) {
+    store.insert_organization(org("pu")).await.unwrap();
+    let mut c = client("pu-1", "pu", 90);
+    c.issued_at = 1_000;
+    c.expires_at = Some(5_000);
+    store.insert_client(c, None, ev("pu.register")).await.unwrap();
+    let mut anonymous = client("pu-2", "pu", 91);
+    anonymous.initial_access_token_id = None;
+    anonymous.issued_at = 1_000;
+    anonymous.expires_at = Some(9_000);
+    store
+        .insert_client(anonymous, None, ev("pu.register"))
+        .await
+        .unwrap();
+
+    let in_use = store.client_in_use("pu-1").await.unwrap().unwrap();
+    assert_eq!(in_use.organization_status, "active");
+    assert_eq!(in_use.client.client_id, "pu-1");
+    assert_eq!(in_use.client.status, ClientStatus::Active);
+    assert!(store.client_in_use("nobody").await.unwrap().is_none());
+
+    // last_used_at never moves backwards.
+    store
+        .touch_clients(vec![("pu-1".into(), 2_000), ("nobody".into(), 2_000)])
+        .await
+        .unwrap();
+    store
+        .touch_clients(vec![("pu-1".into(), 1_500)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.client("pu-1").await.unwrap().unwrap().last_used_at,
+        Some(2_000)
+    );
+    let sorted = |mut ids: Vec<String>| {
+        ids.retain(|id| id.starts_with("pu-"));
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        sorted(store.clients_unused_since(3_000, 10).await.unwrap()),
+        ["pu-1", "pu-2"]
+    );
+    assert_eq!(
+        sorted(store.clients_unused_since(1_800, 10).await.unwrap()),
+        ["pu-2"],
+        "used since the cutoff"
+    );
+
+    // Reports.
+    let report = store
+        .clients(&ClientQuery {
+            organization_id: Some("pu".into()),
+            expires_before: Some(6_000),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        report.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
+        ["pu-1"]
+    );
+    let anonymous_only = store
+        .clients(&ClientQuery {
+            organization_id: Some("pu".into()),
+            registration_path: Some("anonymous".into()),
+            status: Some(ClientStatus::Active),
+            unused_since: Some(3_000),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(anonymous_only.len(), 1);
+    assert_eq!(anonymous_only[0].client_id, "pu-2");
+    let counts: Vec<_> = store
+        .client_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.organization_id == "pu")
+        .map(|c| (c.registration_path, c.status, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("anonymous".to_owned(), ClientStatus::Active, 1),
+            ("iat".to_owned(), ClientStatus::Active, 1)
+        ]
+    );
+
+    // Secret rotation keeps the old secret for the overlap, once.
+    let rotate = |expected: u8| Change::RotateSecret {
+        client_id: "pu-1".into(),
+        expected_secret_hash: hash(expected),
+        secret_hash: hash(77),
+        secret_expires_at: 4_000,
+        previous_expires_at: 2_500,
+    };
+    assert!(store.apply_change(rotate(9), ev("secret")).await.unwrap());
+    assert!(
+        !store.apply_change(rotate(9), ev("secret")).await.unwrap(),
+        "a concurrent rotation already replaced that secret"
+    );
+    let rotated = store.client("pu-1").await.unwrap().unwrap();
+    assert_eq!(rotated.secret_hash, Some(hash(77)));
+    assert_eq!(rotated.secret_expires_at, Some(4_000));
+    assert_eq!(rotated.previous_secret_hash, Some(hash(9)));
+    assert_eq!(rotated.previous_secret_expires_at, Some(2_500));
+
+    // Assertion ids are single-use per client.
+    assert!(store.use_assertion_jti("pu-1", &hash(1), 3_000).await.unwrap());
+    assert!(!store.use_assertion_jti("pu-1", &hash(1), 3_000).await.unwrap());
+    assert!(store.use_assertion_jti("pu-2", &hash(1), 3_000).await.unwrap());
+    let second = hash(2);
+    let replays = join_all((0..8).map(|_| store.use_assertion_jti("pu-1", &second, 3_000))).await;
+    assert_eq!(replays.iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+
+    // Revoked access tokens, until they expire.
+    assert!(!store.access_token_revoked("jti-1").await.unwrap());
+    let revoke = Change::RevokeAccessToken {
+        jti: "jti-1".into(),
+        client_id: "pu-1".into(),
+        expires_at: 3_000,
+    };
+    assert!(store.apply_change(revoke, ev("token.revoke")).await.unwrap());
+    assert!(store.access_token_revoked("jti-1").await.unwrap());
+    assert_eq!(store.purge_expired(2_000).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(3_001).await.unwrap(), 4);
+    assert!(!store.access_token_revoked("jti-1").await.unwrap());
+    assert!(store.use_assertion_jti("pu-1", &hash(1), 9_000).await.unwrap());
+
+    // The reaper's steps: expire at end of life, delete after the grace period.
+    assert_eq!(
+        sorted(store.clients_past_expiry(5_000, 10).await.unwrap()),
+        ["pu-1"]
+    );
+    let expire = Change::ExpireClient {
+        client_id: "pu-1".into(),
+        now: 5_100,
+    };
+    assert!(store.apply_change(expire.clone(), ev("client.expire")).await.unwrap());
+    assert!(!store.apply_change(expire, ev("client.expire")).await.unwrap());
+    let expired = store.client("pu-1").await.unwrap().unwrap();
+    assert_eq!(
+        (expired.status, expired.expires_at),
+        (ClientStatus::Expired, Some(5_000)),
+        "expires_at never moves later"
+    );
+    let early = Change::ExpireClient {
+        client_id: "pu-2".into(),
+        now: 4_000,
+    };
+    assert!(store.apply_change(early, ev("client.expire")).await.unwrap());
+    assert_eq!(
+        store.client("pu-2").await.unwrap().unwrap().expires_at,
+        Some(4_000),
+        "an early expiry is the time of expiry"
+    );
+    assert_eq!(
+        sorted(store.expired_clients_before(4_500, 10).await.unwrap()),
+        ["pu-2"]
+    );
+    assert!(store
+        .apply_change(
+            Change::DeleteClient {
+                client_id: "pu-2".into()
+            },
+            ev("reaper.delete")
+        )
+        .await
+        .unwrap());
+    assert!(store.client("pu-2").await.unwrap().is_none());
+    assert!(store
+        .apply_change(
+            Change::RevokeClient {
+                client_id: "pu-1".into()
+            },
+            ev("client.revoke")
+        )
+        .await
+        .map(|changed| !changed)
+        .unwrap(), "an expired client is not revoked again");
 }
 
 /// Polls futures concurrently without pulling in the `futures` crate;

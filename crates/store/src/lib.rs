@@ -67,6 +67,36 @@ pub enum Change {
     ExpirePendingClient {
         client_id: String,
     },
+    /// An active or pending client is expired now (past its lifetime, or
+    /// never used): status `expired`, `expires_at` lowered to `now`.
+    ExpireClient {
+        client_id: String,
+        now: UnixTime,
+    },
+    /// An active or pending client is revoked by an administrator.
+    RevokeClient {
+        client_id: String,
+    },
+    /// The client is deleted whatever its credentials (administrator or reaper).
+    DeleteClient {
+        client_id: String,
+    },
+    /// The client gets a new secret; the current one stays valid until
+    /// `previous_expires_at` (the rotation overlap). Applies only while the
+    /// client's secret is still `expected_secret_hash`.
+    RotateSecret {
+        client_id: String,
+        expected_secret_hash: TokenHash,
+        secret_hash: TokenHash,
+        secret_expires_at: UnixTime,
+        previous_expires_at: UnixTime,
+    },
+    /// An access token is revoked until it would have expired anyway.
+    RevokeAccessToken {
+        jti: String,
+        client_id: String,
+        expires_at: UnixTime,
+    },
     /// A new admin token with a role (`read_only`, `approver` or `admin`).
     InsertAdminToken {
         id: String,
@@ -159,6 +189,59 @@ pub struct ClientRecord {
     pub expires_at: Option<UnixTime>,
     /// The approval or rejection record (JSON: by, reason, policy version, at, until).
     pub approval: Option<String>,
+    /// When an approval lapses; the client is unusable from then on.
+    pub approved_until: Option<UnixTime>,
+    /// The last time the client obtained a token (flushed in batches, so up
+    /// to a flush interval behind).
+    pub last_used_at: Option<UnixTime>,
+    /// The secret replaced by the last rotation, accepted until
+    /// `previous_secret_expires_at` (the rotation overlap).
+    pub previous_secret_hash: Option<TokenHash>,
+    pub previous_secret_expires_at: Option<UnixTime>,
+}
+
+impl ClientRecord {
+    /// How the client was registered, for reports: `iat` (with an initial
+    /// access token) or `anonymous`.
+    pub fn registration_path(&self) -> &'static str {
+        if self.initial_access_token_id.is_some() {
+            "iat"
+        } else {
+            "anonymous"
+        }
+    }
+}
+
+/// A client as the token endpoint sees it: the record and the status of its
+/// organization, read together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInUse {
+    pub client: ClientRecord,
+    pub organization_status: String,
+}
+
+/// Which clients a report lists; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientQuery {
+    pub organization_id: Option<String>,
+    pub status: Option<ClientStatus>,
+    /// Clients whose registration ends before this time.
+    pub expires_before: Option<UnixTime>,
+    /// Clients not used since this time (never-used clients issued before it included).
+    pub unused_since: Option<UnixTime>,
+    /// Only clients registered with an initial access token or anonymously
+    /// (`ClientRecord::registration_path`).
+    pub registration_path: Option<String>,
+    pub limit: u32,
+}
+
+/// Clients counted by organization, registration path and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCount {
+    pub organization_id: String,
+    pub registration_path: String,
+    pub status: ClientStatus,
+    pub count: u64,
 }
 
 /// The outcome of storing a new client.
@@ -192,6 +275,8 @@ pub struct SigningKeyRecord {
     pub alg: String,
     pub private_pkcs8: Vec<u8>,
     pub created_at: UnixTime,
+    /// When the key starts signing; it is published from `created_at`.
+    pub activates_at: UnixTime,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -319,6 +404,43 @@ pub trait Store: Send + Sync + Describe + 'static {
         &self,
         keys: Vec<SigningKeyRecord>,
     ) -> Result<Vec<SigningKeyRecord>>;
+
+    /// Stores `key` as the next key of its algorithm unless a key of that
+    /// algorithm activating after `now` exists already, in one transaction;
+    /// returns whether it stored it. Replicas racing here add one key.
+    async fn insert_next_signing_key(&self, key: SigningKeyRecord, now: UnixTime) -> Result<bool>;
+    /// Removes a retired signing key.
+    async fn delete_signing_key(&self, kid: &str) -> Result<()>;
+
+    /// The client and its organization's status, in one read.
+    async fn client_in_use(&self, client_id: &str) -> Result<Option<ClientInUse>>;
+    /// Records that each client was used at the given time (a batch from
+    /// memory); a time never moves backwards.
+    async fn touch_clients(&self, used: Vec<(String, UnixTime)>) -> Result<()>;
+    /// Records a client assertion's `jti` until `expires_at`; returns false
+    /// if the client already used it (a replay). Single-use across replicas.
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti_hash: &TokenHash,
+        expires_at: UnixTime,
+    ) -> Result<bool>;
+    /// Whether an access token (by `jti`) was revoked.
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Forgets revoked tokens and used assertion ids that expired before `now`.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64>;
+
+    /// Ids of active or pending clients whose registration ended at or before `now`.
+    async fn clients_past_expiry(&self, now: UnixTime, limit: u32) -> Result<Vec<String>>;
+    /// Ids of active clients registered before `cutoff` that have not been
+    /// used since `cutoff` (or never).
+    async fn clients_unused_since(&self, cutoff: UnixTime, limit: u32) -> Result<Vec<String>>;
+    /// Ids of expired clients whose registration ended before `cutoff`.
+    async fn expired_clients_before(&self, cutoff: UnixTime, limit: u32) -> Result<Vec<String>>;
+    /// Clients matching `query`, soonest expiry first.
+    async fn clients(&self, query: &ClientQuery) -> Result<Vec<ClientRecord>>;
+    /// Client counts by organization, registration path and status.
+    async fn client_counts(&self) -> Result<Vec<ClientCount>>;
 
     /// Flushes and closes connections.
     async fn close(&self);

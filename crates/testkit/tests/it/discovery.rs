@@ -36,8 +36,24 @@ async fn metadata_documents(server: TestServer) -> TestServer {
         assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(
             doc["grant_types_supported"],
-            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+            serde_json::json!(["client_credentials"]),
+            "only the grants the token endpoint serves"
         );
+        for (endpoint, path) in [
+            ("token_endpoint", "/token"),
+            ("introspection_endpoint", "/introspect"),
+            ("revocation_endpoint", "/revoke"),
+        ] {
+            assert_eq!(doc[endpoint], server.url(path));
+            // Each advertised endpoint exists: an empty POST is a protocol
+            // error, never a 404.
+            let response = server.http.post(server.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{endpoint}");
+        }
+        let introspection = doc["introspection_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap();
+        assert!(!introspection.iter().any(|m| m == "none"), "RFC 7662 callers hold credentials");
         let methods = doc["token_endpoint_auth_methods_supported"]
             .as_array()
             .unwrap();
@@ -47,13 +63,7 @@ async fn metadata_documents(server: TestServer) -> TestServer {
             .unwrap();
         assert!(!algs.is_empty() && !algs.iter().any(|a| a == "none"));
         // Endpoints that do not exist yet are not advertised.
-        for absent in [
-            "token_endpoint",
-            "authorization_endpoint",
-            "introspection_endpoint",
-            "revocation_endpoint",
-            "userinfo_endpoint",
-        ] {
+        for absent in ["authorization_endpoint", "userinfo_endpoint"] {
             assert!(
                 doc.get(absent).is_none(),
                 "{absent} advertised but not served"

@@ -1,0 +1,277 @@
+//! The token (RFC 6749 §3.2), introspection (RFC 7662) and revocation
+//! (RFC 7009) endpoints: form bodies, client credentials from the
+//! `Authorization` header or the body, one service call each.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use charter_protocol::{Error as ProtocolError, ErrorCode};
+use charter_service::{ClientCredentials, Error, UsableClient};
+use http_body_util::{BodyExt, Limited};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::error::{ApiError, Rejection};
+use crate::extract::Context;
+use crate::{no_store_headers, AppState, MAX_BODY_BYTES};
+
+/// Parameters that may appear more than once (RFC 8707 §2: `resource`).
+const REPEATABLE: [&str; 1] = ["resource"];
+
+/// An `application/x-www-form-urlencoded` body (RFC 6749 §3.2, RFC 7662
+/// §2.1, RFC 7009 §2.1). A repeated parameter is refused (RFC 6749 §3.1),
+/// except `resource`; an empty value counts as absent.
+pub struct Form {
+    single: HashMap<String, String>,
+    resources: Vec<String>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.single.get(name).map(String::as_str)
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.single.remove(name)
+    }
+
+    fn require(&self, name: &str) -> Result<&str, Error> {
+        self.get(name).ok_or_else(|| {
+            ProtocolError::invalid_request(format!("{name}: required parameter is missing")).into()
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        form(&parts.headers, body).await
+    }
+}
+
+async fn form(headers: &HeaderMap, body: Body) -> Result<Form, Response> {
+    let invalid = |m: &str| ApiError(ProtocolError::invalid_request(m).into()).into_response();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(invalid(
+            "Content-Type must be application/x-www-form-urlencoded (RFC 6749 section 3.2)",
+        ));
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Rejection::PayloadTooLarge.into_response())
+        }
+        Err(_) => return Err(invalid("the request body could not be read")),
+    };
+    let mut single = HashMap::new();
+    let mut resources = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(&bytes) {
+        if value.is_empty() {
+            continue;
+        }
+        if REPEATABLE.contains(&name.as_ref()) {
+            resources.push(value.into_owned());
+            continue;
+        }
+        if single.insert(name.clone().into_owned(), value.into_owned()).is_some() {
+            return Err(invalid(&format!(
+                "{name}: repeated parameter (RFC 6749 section 3.1)"
+            )));
+        }
+    }
+    Ok(Form { single, resources })
+}
+
+/// Client credentials of the request: `Authorization: Basic` with the
+/// form-encoded id and secret (RFC 6749 §2.3.1), or the body parameters.
+fn credentials(headers: &HeaderMap, form: &mut Form) -> Result<ClientCredentials, Error> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let basic = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(ProtocolError::invalid_request(
+                "more than one Authorization header",
+            )
+            .into())
+        }
+        (Some(value), None) => Some(basic_credentials(value.to_str().ok()).ok_or_else(|| {
+            Error::InvalidClient {
+                description: "the Authorization header must be Basic with the form-encoded client_id and client_secret (RFC 6749 section 2.3.1)".into(),
+                via_header: true,
+            }
+        })?),
+    };
+    Ok(ClientCredentials {
+        basic,
+        client_id: form.take("client_id"),
+        client_secret: form.take("client_secret"),
+        client_assertion_type: form.take("client_assertion_type"),
+        client_assertion: form.take("client_assertion"),
+    })
+}
+
+fn basic_credentials(value: Option<&str>) -> Option<(String, String)> {
+    let (scheme, encoded) = value?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> Option<String> {
+        let text: String = url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+        (!text.is_empty()).then_some(text)
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+/// Authenticates the client, refusing a source that keeps failing first.
+async fn authenticate(
+    state: &AppState,
+    source: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    form: &mut Form,
+) -> Result<UsableClient, Response> {
+    state
+        .limits
+        .check_blocked(source)
+        .map_err(|wait| Rejection::TooManyRequests(wait).into_response())?;
+    let result = match credentials(headers, form) {
+        Ok(credentials) => state.tokens.authenticate(credentials).await,
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| {
+        if matches!(e, Error::InvalidClient { .. }) {
+            state.limits.record_failure(source);
+        }
+        ApiError(e).into_response()
+    })
+}
+
+/// The peer address, for rate limiting failed authentications.
+pub struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// RFC 6749 §3.2: the token endpoint.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    Peer(source): Peer,
+    headers: HeaderMap,
+    mut form: Form,
+) -> Result<Response, Response> {
+    let grant_type = form
+        .require("grant_type")
+        .map_err(|e| ApiError(e).into_response())?
+        .to_owned();
+    let client = authenticate(&state, source, &headers, &mut form).await?;
+    let body = match grant_type.as_str() {
+        "client_credentials" => state.tokens.client_credentials(
+            &client,
+            form.get("scope"),
+            &form.resources,
+        ),
+        other => Err(ProtocolError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type: {other:?} is not supported here; use client_credentials"),
+        )
+        .into()),
+    }
+    .map_err(|e| ApiError(e).into_response())?;
+    Ok((no_store_headers(), Json(body)).into_response())
+}
+
+/// RFC 7662 §2: introspection by an authenticated client.
+pub async fn introspect(
+    State(state): State<Arc<AppState>>,
+    Peer(source): Peer,
+    headers: HeaderMap,
+    mut form: Form,
+) -> Result<Response, Response> {
+    let client = authenticate(&state, source, &headers, &mut form).await?;
+    let token = form.require("token").map_err(|e| ApiError(e).into_response())?;
+    let body = state
+        .tokens
+        .introspect(&client, token)
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok((no_store_headers(), Json(body)).into_response())
+}
+
+/// RFC 7009 §2: revocation by the client the token was issued to.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Peer(source): Peer,
+    Context(context): Context,
+    headers: HeaderMap,
+    mut form: Form,
+) -> Result<Response, Response> {
+    let client = authenticate(&state, source, &headers, &mut form).await?;
+    let token = form.require("token").map_err(|e| ApiError(e).into_response())?;
+    // token_type_hint is only a hint (RFC 7009 §2.1): every kind is searched.
+    state
+        .tokens
+        .revoke(&client, token, &context)
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok((no_store_headers(), axum::http::StatusCode::OK).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic_credentials;
+    use base64::Engine;
+
+    fn header(raw: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(
+            basic_credentials(Some(&header("my%3Aclient:s%2Bcr+t%25"))),
+            Some(("my:client".into(), "s+cr t%".into()))
+        );
+        assert_eq!(
+            basic_credentials(Some(&header("id:secret"))),
+            Some(("id".into(), "secret".into()))
+        );
+        for bad in ["Bearer abc", "Basic !!!", "Basic"] {
+            assert_eq!(basic_credentials(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(basic_credentials(Some(&header("no-colon"))), None);
+        assert_eq!(basic_credentials(Some(&header(":secret"))), None);
+    }
+}

@@ -1,0 +1,632 @@
+//! The point of use: client authentication (RFC 6749 §2.3, RFC 7523), the
+//! `client_credentials` grant with JWT access tokens (RFC 6749 §4.4,
+//! RFC 9068, RFC 8707), introspection (RFC 7662) and revocation (RFC 7009).
+//!
+//! Every decision here reads the client's current state: a client that was
+//! revoked, suspended (with its organization), expired or whose approval
+//! lapsed is refused at its next request, and its outstanding tokens
+//! introspect as inactive. Nothing is written on the token path: tokens are
+//! self-contained JWTs, and `last_used_at` is batched in memory.
+
+use charter_config::{Issuer, LifecycleConfig, TokensConfig};
+use charter_jose::{decode, Jwt, PublicKey};
+use charter_policy::{Policy, Profile};
+use charter_protocol::{AuthMethod, ClientMetadata, Error as ProtocolError, ErrorCode, GrantType};
+use charter_store::{Change, ClientInUse, ClientStatus, Store};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use crate::credentials::{self, Credential, Hasher};
+use crate::keys::KeyRing;
+use crate::registration::RequestContext;
+use crate::usage::UsageRecorder;
+use crate::Error;
+
+/// RFC 7523 §2.2.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Clock skew allowed on assertion times.
+const LEEWAY_SECS: i64 = 30;
+/// The longest a client assertion may be valid: assertions are single-use
+/// and short-lived, which also bounds the replay cache.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+/// The longest `jti` accepted (it is stored hashed, but parsing stays bounded).
+const MAX_JTI_LEN: usize = 256;
+
+/// How a request presented client credentials; the HTTP layer fills it in
+/// from the `Authorization` header and the form body.
+#[derive(Debug, Default, Clone)]
+pub struct ClientCredentials {
+    /// `Authorization: Basic`, already form-decoded (RFC 6749 §2.3.1).
+    pub basic: Option<(String, String)>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+/// Proof that a request authenticated as a client that may be used now;
+/// only [`TokenService::authenticate`] makes one.
+#[derive(Debug)]
+pub struct UsableClient {
+    in_use: ClientInUse,
+    metadata: ClientMetadata,
+    method: AuthMethod,
+}
+
+impl UsableClient {
+    pub fn client_id(&self) -> &str {
+        &self.in_use.client.client_id
+    }
+}
+
+/// Issues, introspects and revokes access tokens.
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    hasher: Hasher,
+    issuer: Issuer,
+    policy: Arc<Policy>,
+    keys: Arc<KeyRing>,
+    config: TokensConfig,
+    lifecycle: LifecycleConfig,
+    usage: Arc<UsageRecorder>,
+}
+
+/// Answers for the four states of a client that may not be used; each
+/// tells the client's owner what to do.
+fn unusable(in_use: &ClientInUse, profile: Option<&Profile>, now: i64) -> Option<String> {
+    let client = &in_use.client;
+    if in_use.organization_status != "active" {
+        return Some(format!(
+            "the client's organization is {}",
+            in_use.organization_status
+        ));
+    }
+    match client.status {
+        ClientStatus::Active => {}
+        ClientStatus::Pending => {
+            return Some("the client is pending an administrator's approval".into())
+        }
+        ClientStatus::Expired => {
+            return Some("the client's registration has expired; register again".into())
+        }
+        ClientStatus::Rejected => return Some("the client's registration was rejected".into()),
+        ClientStatus::Revoked => return Some("the client has been revoked".into()),
+    }
+    if client.expires_at.is_some_and(|at| at <= now) {
+        return Some("the client's registration has expired; register again".into());
+    }
+    if client.approved_until.is_some_and(|at| at < now) {
+        return Some("the client's approval has lapsed; it awaits re-approval".into());
+    }
+    if profile.is_none() {
+        return Some(format!(
+            "the client's policy profile {:?} is no longer defined",
+            client.profile
+        ));
+    }
+    None
+}
+
+impl TokenService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: Hasher,
+        issuer: Issuer,
+        policy: Arc<Policy>,
+        keys: Arc<KeyRing>,
+        config: TokensConfig,
+        lifecycle: LifecycleConfig,
+        usage: Arc<UsageRecorder>,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            issuer,
+            policy,
+            keys,
+            config,
+            lifecycle,
+            usage,
+        }
+    }
+
+    pub fn lifecycle(&self) -> &LifecycleConfig {
+        &self.lifecycle
+    }
+
+    /// Authenticates the client with the one method it registered, then
+    /// checks it may be used now. Every failure is `invalid_client`, except
+    /// a request that uses two methods at once (`invalid_request`, RFC 6749 §2.3).
+    pub async fn authenticate(&self, credentials: ClientCredentials) -> Result<UsableClient, Error> {
+        let via_header = credentials.basic.is_some();
+        let fail = |description: &str| Error::InvalidClient {
+            description: description.to_owned(),
+            via_header,
+        };
+        let presented_methods = [
+            credentials.basic.is_some(),
+            credentials.client_secret.is_some(),
+            credentials.client_assertion.is_some() || credentials.client_assertion_type.is_some(),
+        ]
+        .iter()
+        .filter(|m| **m)
+        .count();
+        if presented_methods > 1 {
+            return Err(ProtocolError::invalid_request(
+                "the request uses more than one client authentication method; use exactly one (RFC 6749 section 2.3)",
+            )
+            .into());
+        }
+        let assertion = match (&credentials.client_assertion_type, &credentials.client_assertion) {
+            (Some(kind), Some(token)) if kind == JWT_BEARER_ASSERTION => Some(
+                decode(token)
+                    .map_err(|e| fail(&format!("client_assertion: {e}")))?,
+            ),
+            (Some(_), Some(_)) => {
+                return Err(fail(&format!(
+                    "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+                )))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ProtocolError::invalid_request(
+                    "client_assertion and client_assertion_type go together (RFC 7521 section 4.2)",
+                )
+                .into())
+            }
+        };
+        let (client_id, method) = match (&credentials.basic, &assertion) {
+            (Some((id, _)), _) => (id.clone(), AuthMethod::ClientSecretBasic),
+            (None, Some(jwt)) => (
+                jwt.claim_str("sub")
+                    .ok_or_else(|| fail("client_assertion: \"sub\" must be the client_id"))?
+                    .to_owned(),
+                AuthMethod::PrivateKeyJwt,
+            ),
+            (None, None) => match (&credentials.client_id, &credentials.client_secret) {
+                (Some(id), Some(_)) => (id.clone(), AuthMethod::ClientSecretPost),
+                (Some(id), None) => (id.clone(), AuthMethod::None),
+                (None, _) => return Err(fail("client authentication is required")),
+            },
+        };
+        // A client_id parameter beside other credentials must name the same client.
+        if credentials
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id != client_id)
+        {
+            return Err(fail(
+                "client_id does not match the client that authenticated",
+            ));
+        }
+        // Hash before the lookup so an unknown client costs the same work.
+        let secret = credentials
+            .basic
+            .as_ref()
+            .map(|(_, s)| s.as_str())
+            .or(credentials.client_secret.as_deref());
+        let presented_hash = secret.map(|s| self.hasher.hash(Credential::ClientSecret, s));
+        let generic = "client authentication failed";
+        let in_use = self
+            .store
+            .client_in_use(&client_id)
+            .await?
+            .ok_or_else(|| fail(generic))?;
+        let metadata: ClientMetadata = serde_json::from_value(in_use.client.metadata.clone())
+            .map_err(|e| Error::Internal(format!("stored metadata of {client_id}: {e}")))?;
+        let now = crate::now();
+        if metadata.token_endpoint_auth_method != method {
+            return Err(fail(&format!(
+                "the client is registered for {} and must authenticate with it",
+                metadata.token_endpoint_auth_method.as_str()
+            )));
+        }
+        match method {
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+                let presented = presented_hash.unwrap_or_default();
+                let client = &in_use.client;
+                let matches = |stored: Option<[u8; 32]>| {
+                    stored.is_some_and(|h| bool::from(subtle::ConstantTimeEq::ct_eq(&h[..], &presented[..])))
+                };
+                let current = matches(client.secret_hash);
+                let previous = matches(client.previous_secret_hash)
+                    && client.previous_secret_expires_at.is_some_and(|at| at > now);
+                if current && client.secret_expires_at.is_some_and(|at| at <= now) {
+                    return Err(fail(
+                        "the client secret has expired; rotate it at the client configuration endpoint",
+                    ));
+                }
+                if !(current || previous) {
+                    return Err(fail(generic));
+                }
+            }
+            AuthMethod::PrivateKeyJwt => {
+                let jwt = assertion.as_ref().ok_or_else(|| fail(generic))?;
+                self.verify_assertion(jwt, &client_id, &metadata, now)
+                    .await
+                    .map_err(|e| match e {
+                        Error::InvalidClient { description, .. } => fail(&description),
+                        other => other,
+                    })?;
+            }
+            AuthMethod::None => {}
+        }
+        let profile = self.policy.profile(&in_use.client.profile);
+        if let Some(why) = unusable(&in_use, profile, now) {
+            return Err(fail(&why));
+        }
+        if profile
+            .and_then(|p| p.token_endpoint_auth_methods.as_ref())
+            .is_some_and(|allowed| !allowed.contains(&method))
+        {
+            return Err(fail(&format!(
+                "the client's profile no longer allows {}",
+                method.as_str()
+            )));
+        }
+        Ok(UsableClient {
+            in_use,
+            metadata,
+            method,
+        })
+    }
+
+    /// RFC 7523 §3 with the 7523bis tightening: `iss` = `sub` = client_id,
+    /// `aud` = the issuer as the sole value, a short `exp`, a single-use
+    /// `jti`, the registered algorithm and a registered key.
+    async fn verify_assertion(
+        &self,
+        jwt: &Jwt,
+        client_id: &str,
+        metadata: &ClientMetadata,
+        now: i64,
+    ) -> Result<(), Error> {
+        let fail = |d: String| Error::InvalidClient {
+            description: format!("client_assertion: {d}"),
+            via_header: false,
+        };
+        let alg = jwt.alg();
+        if let Some(registered) = &metadata.token_endpoint_auth_signing_alg {
+            if registered != alg {
+                return Err(fail(format!(
+                    "signed with {alg}, but the client registered {registered}"
+                )));
+            }
+        }
+        if let Some(typ) = jwt.typ() {
+            let typ = typ.to_ascii_lowercase();
+            if typ != "client-authentication+jwt" && typ != "jwt" {
+                return Err(fail(format!(
+                    "typ {typ:?} is not a client assertion; use client-authentication+jwt"
+                )));
+            }
+        }
+        let Some(jwks) = &metadata.jwks else {
+            return Err(fail(
+                "the client registered no jwks; keys from jwks_uri are not fetched yet".into(),
+            ));
+        };
+        let keys: Vec<PublicKey> = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|keys| keys.iter().filter_map(|k| PublicKey::from_jwk(k).ok()).collect())
+            .unwrap_or_default();
+        let verified = keys
+            .iter()
+            .filter(|k| jwt.kid().is_none() || k.kid() == jwt.kid())
+            .any(|k| k.verify(jwt).is_ok());
+        if !verified {
+            return Err(fail(
+                "the signature does not verify with any key the client registered".into(),
+            ));
+        }
+        if jwt.claim_str("iss") != Some(client_id) || jwt.claim_str("sub") != Some(client_id) {
+            return Err(fail("iss and sub must both be the client_id".into()));
+        }
+        let issuer = self.issuer.as_str();
+        let aud_ok = match jwt.claims().get("aud") {
+            Some(Value::String(aud)) => aud == issuer,
+            Some(Value::Array(list)) => list.len() == 1 && list[0].as_str() == Some(issuer),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(fail(format!(
+                "aud must be the issuer identifier {issuer} as its only value"
+            )));
+        }
+        let exp = jwt
+            .claim_time("exp")
+            .ok_or_else(|| fail("exp is required".into()))?;
+        if exp <= now - LEEWAY_SECS {
+            return Err(fail("it has expired".into()));
+        }
+        if exp > now + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
+            return Err(fail(format!(
+                "exp is more than {MAX_ASSERTION_LIFETIME_SECS} seconds away; use short-lived assertions"
+            )));
+        }
+        if jwt.claim_time("nbf").is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(fail("it is not valid yet (nbf)".into()));
+        }
+        if jwt.claim_time("iat").is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err(fail("iat is in the future".into()));
+        }
+        let jti = jwt
+            .claim_str("jti")
+            .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+            .ok_or_else(|| fail(format!("jti is required (1 to {MAX_JTI_LEN} characters)")))?;
+        let jti_hash: [u8; 32] = Sha256::digest(jti.as_bytes()).into();
+        if !self
+            .store
+            .use_assertion_jti(client_id, &jti_hash, exp + LEEWAY_SECS)
+            .await?
+        {
+            return Err(fail("this jti was already used; assertions are single-use".into()));
+        }
+        Ok(())
+    }
+
+    /// RFC 6749 §4.4: an access token for the client itself.
+    pub fn client_credentials(
+        &self,
+        client: &UsableClient,
+        scope: Option<&str>,
+        resources: &[String],
+    ) -> Result<Value, Error> {
+        let profile = self
+            .policy
+            .profile(&client.in_use.client.profile)
+            .ok_or_else(|| Error::Internal("profile vanished".into()))?;
+        let grant = GrantType::ClientCredentials;
+        if client.method == AuthMethod::None || !client.metadata.grant_types.contains(&grant) {
+            return Err(ProtocolError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client is not registered for the client_credentials grant",
+            )
+            .into());
+        }
+        if profile
+            .grant_types
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&grant))
+        {
+            return Err(ProtocolError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client's profile no longer allows the client_credentials grant",
+            )
+            .into());
+        }
+        let granted = grant_scope(&client.metadata, profile, scope)?;
+        let audience = audience(&self.issuer, profile, resources)?;
+        let now = crate::now();
+        let lifetime = self.config.access_token_lifetime.as_secs() as i64;
+        let client_id = client.client_id();
+        let mut claims = json!({
+            "iss": self.issuer.as_str(),
+            // RFC 9068 §2.2: sub names the client itself for client tokens.
+            "sub": client_id,
+            "aud": if audience.len() == 1 { json!(audience[0]) } else { json!(audience) },
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": credentials::random_id()?,
+        });
+        if let (Some(scope), Some(map)) = (&granted, claims.as_object_mut()) {
+            map.insert("scope".into(), json!(scope));
+        }
+        let key = self
+            .keys
+            .signer(self.config.signing_alg, now)
+            .ok_or_else(|| Error::Internal("no signing key is active".into()))?;
+        let token = key
+            .sign_jwt("at+jwt", &claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.usage.record(client_id, now);
+        let mut body = json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+        });
+        if let (Some(scope), Some(map)) = (granted, body.as_object_mut()) {
+            map.insert("scope".into(), json!(scope));
+        }
+        Ok(body)
+    }
+
+    /// Verifies one of our access tokens: signature by a published key,
+    /// `typ`, issuer, expiry, not revoked. `None` for anything else.
+    async fn own_token(&self, token: &str, now: i64) -> Result<Option<Jwt>, Error> {
+        let Ok(jwt) = decode(token) else {
+            return Ok(None);
+        };
+        let valid = jwt.typ() == Some("at+jwt")
+            && self.keys.verify(&jwt)
+            && jwt.claim_str("iss") == Some(self.issuer.as_str())
+            && jwt.claim_time("exp").is_some_and(|exp| exp > now)
+            && jwt.claim_str("client_id").is_some();
+        if !valid {
+            return Ok(None);
+        }
+        let revoked = match jwt.claim_str("jti") {
+            Some(jti) => self.store.access_token_revoked(jti).await?,
+            None => true,
+        };
+        Ok((!revoked).then_some(jwt))
+    }
+
+    /// RFC 7662 §2: what the caller may know about `token`. Tokens of a
+    /// client that may not be used now are inactive; so are tokens the
+    /// caller is not entitled to (neither its own nor for an audience its
+    /// profile may introspect).
+    pub async fn introspect(&self, caller: &UsableClient, token: &str) -> Result<Value, Error> {
+        if caller.method == AuthMethod::None {
+            return Err(Error::InvalidClient {
+                description: "public clients cannot introspect tokens".into(),
+                via_header: false,
+            });
+        }
+        let inactive = || Ok(json!({"active": false}));
+        let now = crate::now();
+        let Some(jwt) = self.own_token(token, now).await? else {
+            return inactive();
+        };
+        let owner_id = jwt.claim_str("client_id").unwrap_or_default();
+        let owner = if owner_id == caller.client_id() {
+            Some(caller.in_use.clone())
+        } else {
+            self.store.client_in_use(owner_id).await?
+        };
+        let Some(owner) = owner else {
+            return inactive();
+        };
+        if unusable(&owner, self.policy.profile(&owner.client.profile), now).is_some() {
+            return inactive();
+        }
+        let audiences: Vec<&str> = match jwt.claims().get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let entitled = owner_id == caller.client_id()
+            || self
+                .policy
+                .profile(&caller.in_use.client.profile)
+                .is_some_and(|p| audiences.iter().any(|a| p.may_introspect(a)));
+        if !entitled {
+            return inactive();
+        }
+        let mut body = Map::new();
+        body.insert("active".into(), json!(true));
+        for claim in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
+            if let Some(value) = jwt.claims().get(claim) {
+                body.insert(claim.into(), value.clone());
+            }
+        }
+        body.insert("token_type".into(), json!("Bearer"));
+        Ok(Value::Object(body))
+    }
+
+    /// RFC 7009 §2.1: revokes one of the caller's access tokens. Unknown,
+    /// invalid or expired tokens are not an error; another client's token is.
+    pub async fn revoke(
+        &self,
+        caller: &UsableClient,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
+        let now = crate::now();
+        let Some(jwt) = self.own_token(token, now).await? else {
+            return Ok(());
+        };
+        let owner = jwt.claim_str("client_id").unwrap_or_default();
+        if owner != caller.client_id() {
+            return Err(ProtocolError::new(
+                ErrorCode::UnauthorizedClient,
+                "the token was not issued to this client; a client may revoke only its own tokens",
+            )
+            .into());
+        }
+        let jti = jwt.claim_str("jti").unwrap_or_default().to_owned();
+        let mut event = context.event(format!("client:{owner}"), "token.revoke", "done");
+        event.client_id = Some(owner.to_owned());
+        event.organization_id = Some(caller.in_use.client.organization_id.clone());
+        event.reasons = vec![format!("access token {jti}")];
+        self.store
+            .apply_change(
+                Change::RevokeAccessToken {
+                    jti,
+                    client_id: owner.to_owned(),
+                    expires_at: jwt.claim_time("exp").unwrap_or(now),
+                },
+                event,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// RFC 6749 §3.3: the scope granted. A client may get what it registered
+/// and its profile allows now; asking for no scope gets all of that.
+fn grant_scope(
+    metadata: &ClientMetadata,
+    profile: &Profile,
+    requested: Option<&str>,
+) -> Result<Option<String>, Error> {
+    let allowed: Vec<&str> = metadata
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .filter(|s| {
+            profile
+                .scopes
+                .as_ref()
+                .is_none_or(|p| p.iter().any(|x| x == s))
+        })
+        .collect();
+    let Some(requested) = requested else {
+        return Ok((!allowed.is_empty()).then(|| allowed.join(" ")));
+    };
+    let valid_token = |t: &str| {
+        !t.is_empty() && t.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    };
+    let mut granted: Vec<&str> = Vec::new();
+    for token in requested.split(' ') {
+        if !valid_token(token) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidScope,
+                "scope: must be scope tokens separated by single spaces (RFC 6749 section 3.3)",
+            )
+            .into());
+        }
+        if !allowed.contains(&token) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidScope,
+                format!("scope: {token:?} is not a scope this client may request"),
+            )
+            .into());
+        }
+        if !granted.contains(&token) {
+            granted.push(token);
+        }
+    }
+    Ok(Some(granted.join(" ")))
+}
+
+/// RFC 8707 §2: the audience. Each `resource` must be an absolute URI
+/// without a fragment that the client's profile allows; without any, the
+/// profile's default resource, or else the issuer itself.
+fn audience(issuer: &Issuer, profile: &Profile, resources: &[String]) -> Result<Vec<String>, Error> {
+    if resources.is_empty() {
+        return Ok(vec![profile
+            .default_resource
+            .clone()
+            .unwrap_or_else(|| issuer.as_str().to_owned())]);
+    }
+    let mut audience = Vec::new();
+    for resource in resources {
+        let absolute = url::Url::parse(resource).is_ok() && !resource.contains('#');
+        if !absolute {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource: {resource:?} must be an absolute URI without a fragment (RFC 8707 section 2)"),
+            )
+            .into());
+        }
+        if !profile.allows_resource(resource) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource: {resource:?} is not a resource this client may request tokens for"),
+            )
+            .into());
+        }
+        if !audience.contains(resource) {
+            audience.push(resource.clone());
+        }
+    }
+    Ok(audience)
+}
