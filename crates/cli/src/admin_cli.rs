@@ -94,6 +94,43 @@ pub enum ClientCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Revoke a client: refused from its next request, its tokens inactive.
+    Revoke {
+        client_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete a client.
+    Delete {
+        client_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a client a new secret (shown once); the old one works for the overlap.
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Report clients: expiring soon, unused, pending, by organization or path.
+    Report {
+        /// Clients whose registration ends within N days.
+        #[arg(long)]
+        expiring_within_days: Option<i64>,
+        /// Clients not used for N days.
+        #[arg(long)]
+        unused_for_days: Option<i64>,
+        /// active, pending, rejected, revoked or expired.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        organization: Option<String>,
+        /// iat or anonymous.
+        #[arg(long)]
+        registration_path: Option<String>,
+    },
+    /// Client counts by organization, registration path and status.
+    Counts,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +220,43 @@ pub fn client_request(command: ClientCommand) -> Request {
             format!("/admin/v1/clients/{client_id}/reject"),
             json!({"reason": reason}),
         ),
+        ClientCommand::Revoke { client_id, reason } => Request::Post(
+            format!("/admin/v1/clients/{client_id}/revoke"),
+            json!({"reason": reason}),
+        ),
+        ClientCommand::Delete { client_id, reason } => Request::Post(
+            format!("/admin/v1/clients/{client_id}/delete"),
+            json!({"reason": reason}),
+        ),
+        ClientCommand::RotateSecret { client_id, reason } => Request::Post(
+            format!("/admin/v1/clients/{client_id}/rotate-secret"),
+            json!({"reason": reason}),
+        ),
+        ClientCommand::Report {
+            expiring_within_days,
+            unused_for_days,
+            status,
+            organization,
+            registration_path,
+        } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in [
+                (
+                    "expiring_within_days",
+                    expiring_within_days.map(|d| d.to_string()),
+                ),
+                ("unused_for_days", unused_for_days.map(|d| d.to_string())),
+                ("status", status),
+                ("organization", organization),
+                ("registration_path", registration_path),
+            ] {
+                if let Some(value) = value {
+                    query.append_pair(name, &value);
+                }
+            }
+            Request::Get(format!("/admin/v1/reports/clients?{}", query.finish()))
+        }
+        ClientCommand::Counts => Request::Get("/admin/v1/reports/counts".into()),
     }
 }
 
@@ -249,9 +323,14 @@ pub async fn call(connection: Connection, request: Request) -> ExitCode {
 
 /// Prints a list member as an aligned table, or an object as key/value lines.
 fn print_table(body: &Value) {
-    let rows = ["organizations", "initial_access_tokens"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_array));
+    let rows = [
+        "organizations",
+        "initial_access_tokens",
+        "clients",
+        "counts",
+    ]
+    .iter()
+    .find_map(|k| body.get(*k).and_then(Value::as_array));
     let Some(rows) = rows else {
         if let Some(object) = body.as_object() {
             for (key, value) in object {

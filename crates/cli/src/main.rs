@@ -49,7 +49,7 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::IatCommand,
     },
-    /// Approve or reject pending clients (admin API).
+    /// Clients: approve, reject, revoke, delete, rotate a secret, reports (admin API).
     Client {
         #[command(flatten)]
         connection: admin_cli::Connection,

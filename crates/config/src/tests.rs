@@ -144,9 +144,14 @@ fn token_and_lifecycle_keys_are_validated_by_name() {
         "lifecycle.unused_client_expiry",
         "lifecycle.secret_rotation_overlap",
     ] {
-        assert!(p.iter().any(|m| m.starts_with(key)), "{key} not reported in {p:?}");
+        assert!(
+            p.iter().any(|m| m.starts_with(key)),
+            "{key} not reported in {p:?}"
+        );
     }
-    let c = parse("[tokens]\nsigning_alg = \"RS256\"\n[lifecycle]\nunused_client_expiry = \"off\"\n").unwrap();
+    let c =
+        parse("[tokens]\nsigning_alg = \"RS256\"\n[lifecycle]\nunused_client_expiry = \"off\"\n")
+            .unwrap();
     assert_eq!(c.tokens.signing_alg, "RS256");
     assert_eq!(c.lifecycle.unused_client_expiry, None);
 }

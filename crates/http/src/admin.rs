@@ -182,12 +182,10 @@ pub async fn client_action(
         }
         "reject" => state.registrar.reject(&client_id, reason, &context).await?,
         _ => {
-            return Err(
-                charter_protocol::Error::invalid_request(
-                    "action: use approve, reject, revoke, delete or rotate-secret",
-                )
-                .into(),
+            return Err(charter_protocol::Error::invalid_request(
+                "action: use approve, reject, revoke, delete or rotate-secret",
             )
+            .into())
         }
     };
     Ok(Json(record).into_response())

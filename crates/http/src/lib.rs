@@ -82,8 +82,7 @@ pub fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(Duration::from_secs(60));
         let mut keys = tokio::time::interval(state.keys.refresh_interval());
-        let mut flush =
-            tokio::time::interval(state.tokens.lifecycle().last_used_flush_interval);
+        let mut flush = tokio::time::interval(state.tokens.lifecycle().last_used_flush_interval);
         for timer in [&mut sweep, &mut keys, &mut flush] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }

@@ -61,7 +61,10 @@ async fn form(headers: &HeaderMap, body: Body) -> Result<Form, Response> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !is_form {
         return Err(invalid(
             "Content-Type must be application/x-www-form-urlencoded (RFC 6749 section 3.2)",
@@ -84,7 +87,10 @@ async fn form(headers: &HeaderMap, body: Body) -> Result<Form, Response> {
             resources.push(value.into_owned());
             continue;
         }
-        if single.insert(name.clone().into_owned(), value.into_owned()).is_some() {
+        if single
+            .insert(name.clone().into_owned(), value.into_owned())
+            .is_some()
+        {
             return Err(invalid(&format!(
                 "{name}: repeated parameter (RFC 6749 section 3.1)"
             )));
@@ -195,11 +201,11 @@ pub async fn token(
         .to_owned();
     let client = authenticate(&state, source, &headers, &mut form).await?;
     let body = match grant_type.as_str() {
-        "client_credentials" => state.tokens.client_credentials(
-            &client,
-            form.get("scope"),
-            &form.resources,
-        ),
+        "client_credentials" => {
+            state
+                .tokens
+                .client_credentials(&client, form.get("scope"), &form.resources)
+        }
         other => Err(ProtocolError::new(
             ErrorCode::UnsupportedGrantType,
             format!("grant_type: {other:?} is not supported here; use client_credentials"),
@@ -218,7 +224,9 @@ pub async fn introspect(
     mut form: Form,
 ) -> Result<Response, Response> {
     let client = authenticate(&state, source, &headers, &mut form).await?;
-    let token = form.require("token").map_err(|e| ApiError(e).into_response())?;
+    let token = form
+        .require("token")
+        .map_err(|e| ApiError(e).into_response())?;
     let body = state
         .tokens
         .introspect(&client, token)
@@ -236,7 +244,9 @@ pub async fn revoke(
     mut form: Form,
 ) -> Result<Response, Response> {
     let client = authenticate(&state, source, &headers, &mut form).await?;
-    let token = form.require("token").map_err(|e| ApiError(e).into_response())?;
+    let token = form
+        .require("token")
+        .map_err(|e| ApiError(e).into_response())?;
     // token_type_hint is only a hint (RFC 7009 §2.1): every kind is searched.
     state
         .tokens

@@ -129,13 +129,17 @@ impl SigningKey {
                     &ring::rand::SystemRandom::new(),
                 )
                 .map_err(rejected)?;
-                let public = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+                let public = ring::signature::KeyPair::public_key(&pair)
+                    .as_ref()
+                    .to_vec();
                 (Signer::Es256(pair), public)
             }
             Algorithm::Rs256 => {
                 let pair =
                     ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(rejected)?;
-                let public = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+                let public = ring::signature::KeyPair::public_key(&pair)
+                    .as_ref()
+                    .to_vec();
                 (Signer::Rs256(pair), public)
             }
         };

@@ -158,7 +158,12 @@ impl KeyRing {
                     .insert_next_signing_key(record(&key, alg, at)?, now)
                     .await?
                 {
-                    tracing::info!(alg = alg.as_str(), kid = key.kid(), activates_at = at, "published the next signing key");
+                    tracing::info!(
+                        alg = alg.as_str(),
+                        kid = key.kid(),
+                        activates_at = at,
+                        "published the next signing key"
+                    );
                 }
             }
             for kid in plan.retire {

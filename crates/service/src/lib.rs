@@ -22,13 +22,13 @@ pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
 pub use keys::KeyRing;
-pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
-pub use usage::UsageRecorder;
 pub use policy_check::policy_check;
 pub use registration::{
     AdminIdentity, AdminRole, AuditFilter, AuthenticatedClient, ClientInformation, Registrar,
     RegistrationGrant, RequestContext, BAD_RAT,
 };
+pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
+pub use usage::UsageRecorder;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

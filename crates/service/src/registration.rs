@@ -185,7 +185,10 @@ impl Registrar {
         event.reasons = match error {
             Error::Protocol(e) => e.description.split("; ").map(str::to_owned).collect(),
             Error::InvalidToken(why) => vec![(*why).to_owned()],
-            Error::MissingToken | Error::Internal(_) | Error::Forbidden(_) | Error::InvalidClient { .. } => return Ok(()),
+            Error::MissingToken
+            | Error::Internal(_)
+            | Error::Forbidden(_)
+            | Error::InvalidClient { .. } => return Ok(()),
         };
         event.policy_version = Some(self.policy.version.clone());
         self.store.append_audit(event).await?;

@@ -84,8 +84,7 @@ impl Registrar {
         let secret_expires_at =
             (now + profile.secret_lifetime.as_secs() as i64).min(client_expires_at);
         let overlap = self.lifecycle.secret_rotation_overlap.as_secs() as i64;
-        let previous_expires_at =
-            (now + overlap).min(client.secret_expires_at.unwrap_or(i64::MAX));
+        let previous_expires_at = (now + overlap).min(client.secret_expires_at.unwrap_or(i64::MAX));
         let mut event = context.event(actor, "client.rotate_secret", "done");
         event.client_id = Some(client.client_id.clone());
         event.organization_id = Some(client.organization_id.clone());
@@ -186,10 +185,9 @@ impl Registrar {
             .as_deref()
             .is_some_and(|p| p != "iat" && p != "anonymous")
         {
-            return Err(ProtocolError::invalid_request(
-                "registration_path: use iat or anonymous",
-            )
-            .into());
+            return Err(
+                ProtocolError::invalid_request("registration_path: use iat or anonymous").into(),
+            );
         }
         for (name, days) in [
             ("expiring_within_days", query.expiring_within_days),

@@ -140,7 +140,10 @@ impl TokenService {
     /// Authenticates the client with the one method it registered, then
     /// checks it may be used now. Every failure is `invalid_client`, except
     /// a request that uses two methods at once (`invalid_request`, RFC 6749 §2.3).
-    pub async fn authenticate(&self, credentials: ClientCredentials) -> Result<UsableClient, Error> {
+    pub async fn authenticate(
+        &self,
+        credentials: ClientCredentials,
+    ) -> Result<UsableClient, Error> {
         let via_header = credentials.basic.is_some();
         let fail = |description: &str| Error::InvalidClient {
             description: description.to_owned(),
@@ -160,24 +163,25 @@ impl TokenService {
             )
             .into());
         }
-        let assertion = match (&credentials.client_assertion_type, &credentials.client_assertion) {
-            (Some(kind), Some(token)) if kind == JWT_BEARER_ASSERTION => Some(
-                decode(token)
-                    .map_err(|e| fail(&format!("client_assertion: {e}")))?,
-            ),
-            (Some(_), Some(_)) => {
-                return Err(fail(&format!(
-                    "client_assertion_type must be {JWT_BEARER_ASSERTION}"
-                )))
-            }
-            (None, None) => None,
-            _ => {
-                return Err(ProtocolError::invalid_request(
+        let assertion =
+            match (
+                &credentials.client_assertion_type,
+                &credentials.client_assertion,
+            ) {
+                (Some(kind), Some(token)) if kind == JWT_BEARER_ASSERTION => {
+                    Some(decode(token).map_err(|e| fail(&format!("client_assertion: {e}")))?)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(fail(&format!(
+                        "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+                    )))
+                }
+                (None, None) => None,
+                _ => return Err(ProtocolError::invalid_request(
                     "client_assertion and client_assertion_type go together (RFC 7521 section 4.2)",
                 )
-                .into())
-            }
-        };
+                .into()),
+            };
         let (client_id, method) = match (&credentials.basic, &assertion) {
             (Some((id, _)), _) => (id.clone(), AuthMethod::ClientSecretBasic),
             (None, Some(jwt)) => (
@@ -229,7 +233,9 @@ impl TokenService {
                 let presented = presented_hash.unwrap_or_default();
                 let client = &in_use.client;
                 let matches = |stored: Option<[u8; 32]>| {
-                    stored.is_some_and(|h| bool::from(subtle::ConstantTimeEq::ct_eq(&h[..], &presented[..])))
+                    stored.is_some_and(|h| {
+                        bool::from(subtle::ConstantTimeEq::ct_eq(&h[..], &presented[..]))
+                    })
                 };
                 let current = matches(client.secret_hash);
                 let previous = matches(client.previous_secret_hash)
@@ -312,7 +318,11 @@ impl TokenService {
         let keys: Vec<PublicKey> = jwks
             .get("keys")
             .and_then(Value::as_array)
-            .map(|keys| keys.iter().filter_map(|k| PublicKey::from_jwk(k).ok()).collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| PublicKey::from_jwk(k).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let verified = keys
             .iter()
@@ -348,10 +358,16 @@ impl TokenService {
                 "exp is more than {MAX_ASSERTION_LIFETIME_SECS} seconds away; use short-lived assertions"
             )));
         }
-        if jwt.claim_time("nbf").is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+        if jwt
+            .claim_time("nbf")
+            .is_some_and(|nbf| nbf > now + LEEWAY_SECS)
+        {
             return Err(fail("it is not valid yet (nbf)".into()));
         }
-        if jwt.claim_time("iat").is_some_and(|iat| iat > now + LEEWAY_SECS) {
+        if jwt
+            .claim_time("iat")
+            .is_some_and(|iat| iat > now + LEEWAY_SECS)
+        {
             return Err(fail("iat is in the future".into()));
         }
         let jti = jwt
@@ -364,7 +380,9 @@ impl TokenService {
             .use_assertion_jti(client_id, &jti_hash, exp + LEEWAY_SECS)
             .await?
         {
-            return Err(fail("this jti was already used; assertions are single-use".into()));
+            return Err(fail(
+                "this jti was already used; assertions are single-use".into(),
+            ));
         }
         Ok(())
     }
@@ -500,7 +518,16 @@ impl TokenService {
         }
         let mut body = Map::new();
         body.insert("active".into(), json!(true));
-        for claim in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
+        for claim in [
+            "scope",
+            "client_id",
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "jti",
+        ] {
             if let Some(value) = jwt.claims().get(claim) {
                 body.insert(claim.into(), value.clone());
             }
@@ -572,7 +599,9 @@ fn grant_scope(
         return Ok((!allowed.is_empty()).then(|| allowed.join(" ")));
     };
     let valid_token = |t: &str| {
-        !t.is_empty() && t.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
     };
     let mut granted: Vec<&str> = Vec::new();
     for token in requested.split(' ') {
@@ -600,7 +629,11 @@ fn grant_scope(
 /// RFC 8707 §2: the audience. Each `resource` must be an absolute URI
 /// without a fragment that the client's profile allows; without any, the
 /// profile's default resource, or else the issuer itself.
-fn audience(issuer: &Issuer, profile: &Profile, resources: &[String]) -> Result<Vec<String>, Error> {
+fn audience(
+    issuer: &Issuer,
+    profile: &Profile,
+    resources: &[String],
+) -> Result<Vec<String>, Error> {
     if resources.is_empty() {
         return Ok(vec![profile
             .default_resource
@@ -620,7 +653,9 @@ fn audience(issuer: &Issuer, profile: &Profile, resources: &[String]) -> Result<
         if !profile.allows_resource(resource) {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidTarget,
-                format!("resource: {resource:?} is not a resource this client may request tokens for"),
+                format!(
+                    "resource: {resource:?} is not a resource this client may request tokens for"
+                ),
             )
             .into());
         }

@@ -400,9 +400,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64> {
-        self.writer
-            .submit_count(WriteOp::PurgeExpired(now))
-            .await
+        self.writer.submit_count(WriteOp::PurgeExpired(now)).await
     }
 
     async fn clients_past_expiry(&self, now: i64, limit: u32) -> Result<Vec<String>> {

@@ -545,9 +545,15 @@ async fn signing_keys(store: &dyn Store) {
         activates_at: 1_000,
         ..key(kid, "ES256")
     };
-    assert!(store.insert_next_signing_key(next("k4"), 500).await.unwrap());
+    assert!(store
+        .insert_next_signing_key(next("k4"), 500)
+        .await
+        .unwrap());
     assert!(
-        !store.insert_next_signing_key(next("k5"), 500).await.unwrap(),
+        !store
+            .insert_next_signing_key(next("k5"), 500)
+            .await
+            .unwrap(),
         "a next key is already waiting"
     );
     let racing = join_all((0..4).map(|i| {
@@ -580,7 +586,10 @@ async fn point_of_use(store: &dyn Store) {
     let mut c = client("pu-1", "pu", 90);
     c.issued_at = 1_000;
     c.expires_at = Some(5_000);
-    store.insert_client(c, None, ev("pu.register")).await.unwrap();
+    store
+        .insert_client(c, None, ev("pu.register"))
+        .await
+        .unwrap();
     let mut anonymous = client("pu-2", "pu", 91);
     anonymous.initial_access_token_id = None;
     anonymous.issued_at = 1_000;
@@ -635,7 +644,10 @@ async fn point_of_use(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        report.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
+        report
+            .iter()
+            .map(|c| c.client_id.as_str())
+            .collect::<Vec<_>>(),
         ["pu-1"]
     );
     let anonymous_only = store
@@ -687,9 +699,18 @@ async fn point_of_use(store: &dyn Store) {
     assert_eq!(rotated.previous_secret_expires_at, Some(2_500));
 
     // Assertion ids are single-use per client.
-    assert!(store.use_assertion_jti("pu-1", &hash(1), 3_000).await.unwrap());
-    assert!(!store.use_assertion_jti("pu-1", &hash(1), 3_000).await.unwrap());
-    assert!(store.use_assertion_jti("pu-2", &hash(1), 3_000).await.unwrap());
+    assert!(store
+        .use_assertion_jti("pu-1", &hash(1), 3_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .use_assertion_jti("pu-1", &hash(1), 3_000)
+        .await
+        .unwrap());
+    assert!(store
+        .use_assertion_jti("pu-2", &hash(1), 3_000)
+        .await
+        .unwrap());
     let second = hash(2);
     let replays = join_all((0..8).map(|_| store.use_assertion_jti("pu-1", &second, 3_000))).await;
     assert_eq!(replays.iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
@@ -701,12 +722,18 @@ async fn point_of_use(store: &dyn Store) {
         client_id: "pu-1".into(),
         expires_at: 3_000,
     };
-    assert!(store.apply_change(revoke, ev("token.revoke")).await.unwrap());
+    assert!(store
+        .apply_change(revoke, ev("token.revoke"))
+        .await
+        .unwrap());
     assert!(store.access_token_revoked("jti-1").await.unwrap());
     assert_eq!(store.purge_expired(2_000).await.unwrap(), 0);
     assert_eq!(store.purge_expired(3_001).await.unwrap(), 4);
     assert!(!store.access_token_revoked("jti-1").await.unwrap());
-    assert!(store.use_assertion_jti("pu-1", &hash(1), 9_000).await.unwrap());
+    assert!(store
+        .use_assertion_jti("pu-1", &hash(1), 9_000)
+        .await
+        .unwrap());
 
     // The reaper's steps: expire at end of life, delete after the grace period.
     assert_eq!(
@@ -717,8 +744,14 @@ async fn point_of_use(store: &dyn Store) {
         client_id: "pu-1".into(),
         now: 5_100,
     };
-    assert!(store.apply_change(expire.clone(), ev("client.expire")).await.unwrap());
-    assert!(!store.apply_change(expire, ev("client.expire")).await.unwrap());
+    assert!(store
+        .apply_change(expire.clone(), ev("client.expire"))
+        .await
+        .unwrap());
+    assert!(!store
+        .apply_change(expire, ev("client.expire"))
+        .await
+        .unwrap());
     let expired = store.client("pu-1").await.unwrap().unwrap();
     assert_eq!(
         (expired.status, expired.expires_at),
@@ -729,7 +762,10 @@ async fn point_of_use(store: &dyn Store) {
         client_id: "pu-2".into(),
         now: 4_000,
     };
-    assert!(store.apply_change(early, ev("client.expire")).await.unwrap());
+    assert!(store
+        .apply_change(early, ev("client.expire"))
+        .await
+        .unwrap());
     assert_eq!(
         store.client("pu-2").await.unwrap().unwrap().expires_at,
         Some(4_000),
@@ -749,16 +785,19 @@ async fn point_of_use(store: &dyn Store) {
         .await
         .unwrap());
     assert!(store.client("pu-2").await.unwrap().is_none());
-    assert!(store
-        .apply_change(
-            Change::RevokeClient {
-                client_id: "pu-1".into()
-            },
-            ev("client.revoke")
-        )
-        .await
-        .map(|changed| !changed)
-        .unwrap(), "an expired client is not revoked again");
+    assert!(
+        store
+            .apply_change(
+                Change::RevokeClient {
+                    client_id: "pu-1".into()
+                },
+                ev("client.revoke")
+            )
+            .await
+            .map(|changed| !changed)
+            .unwrap(),
+        "an expired client is not revoked again"
+    );
 }
 
 /// Polls futures concurrently without pulling in the `futures` crate;

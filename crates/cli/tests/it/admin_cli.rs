@@ -54,6 +54,26 @@ fn admin_commands_over_the_api() {
         "a refusal exits 1"
     );
 
+    // Client reports and counts: the bootstrap organization has no clients yet.
+    let (code, counts) = run(&["client", "counts", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&counts).unwrap(),
+        serde_json::json!({"counts": []})
+    );
+    let (code, report) = run(&["client", "report", "--expiring-within-days", "30", "--json"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("\"clients\""), "{report}");
+    assert_eq!(
+        run(&["client", "report", "--status", "sleeping"]).0,
+        Some(1),
+        "a bad filter is refused"
+    );
+    assert_eq!(
+        run(&["client", "revoke", "no-such-client", "--reason", "x"]).0,
+        Some(1)
+    );
+
     let (_, reader) = run(&["admin-token", "issue", "--role", "read_only", "--json"]);
     let reader: serde_json::Value = serde_json::from_str(&reader).unwrap();
     let token = reader["admin_token"].as_str().unwrap();

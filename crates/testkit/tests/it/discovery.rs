@@ -53,7 +53,10 @@ async fn metadata_documents(server: TestServer) -> TestServer {
         let introspection = doc["introspection_endpoint_auth_methods_supported"]
             .as_array()
             .unwrap();
-        assert!(!introspection.iter().any(|m| m == "none"), "RFC 7662 callers hold credentials");
+        assert!(
+            !introspection.iter().any(|m| m == "none"),
+            "RFC 7662 callers hold credentials"
+        );
         let methods = doc["token_endpoint_auth_methods_supported"]
             .as_array()
             .unwrap();
