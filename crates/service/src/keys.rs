@@ -171,6 +171,11 @@ impl KeyRing {
                 tracing::info!(alg = alg.as_str(), kid = %kid, "retired a signing key");
             }
         }
+        self.reload(store).await
+    }
+
+    /// Loads the stored keys into a new snapshot (keys already loaded are reused).
+    async fn reload(&self, store: &dyn Store) -> Result<(), Error> {
         let records = store.signing_keys().await?;
         let current = self.snapshot();
         let mut keys = Vec::with_capacity(records.len());
