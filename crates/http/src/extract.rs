@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use charter_protocol::{check_json_shape, Error as ProtocolError};
+use charter_protocol::{check_json_shape, Error as ProtocolError, UniqueObject};
 use charter_service::{
     AdminIdentity, AuthenticatedClient, Error, RegistrationGrant, RequestContext, BAD_RAT,
 };
@@ -101,39 +101,6 @@ async fn json_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Valu
         Err(_) => Err(invalid(ProtocolError::invalid_metadata(
             "the request body is not valid JSON",
         ))),
-    }
-}
-
-/// A top-level JSON object that refuses repeated member names: parsers
-/// disagree on which duplicate wins (RFC 8259 §4), so a proxy in front could
-/// check a different value from the one stored.
-struct UniqueObject(Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for UniqueObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<UniqueObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&key) {
-                        return Err(serde::de::Error::custom(format!(
-                            "member {key:?} appears more than once"
-                        )));
-                    }
-                    map.insert(key, value);
-                }
-                Ok(UniqueObject(map))
-            }
-        }
-        deserializer.deserialize_map(Visitor)
     }
 }
 

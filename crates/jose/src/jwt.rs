@@ -10,7 +10,7 @@
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use serde_json::{Map, Value};
 
-use crate::b64url_decode;
+use crate::{b64url_decode, UniqueObject};
 
 /// The longest token accepted; a client assertion or access token is far shorter.
 pub const MAX_JWT_BYTES: usize = 8 * 1024;
@@ -85,35 +85,6 @@ fn json_object(part: &str, name: &str) -> Result<Map<String, Value>, JwtError> {
         Err(_) => err(format!(
             "the {name} is not a JSON object without repeated members"
         )),
-    }
-}
-
-/// A JSON object that refuses repeated member names (RFC 7515 §5.2: the
-/// JOSE header must not have them; the same rule keeps claims unambiguous).
-struct UniqueObject(Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for UniqueObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<UniqueObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.insert(key, value).is_some() {
-                        return Err(serde::de::Error::custom("repeated member"));
-                    }
-                }
-                Ok(UniqueObject(map))
-            }
-        }
-        deserializer.deserialize_map(Visitor)
     }
 }
 

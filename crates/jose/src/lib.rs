@@ -43,3 +43,37 @@ pub(crate) fn thumbprint(required_members: &[(&str, &str)]) -> String {
     canonical.push('}');
     b64url(&Sha256::digest(canonical.as_bytes()))
 }
+
+/// A JSON object that refuses repeated member names: parsers disagree on
+/// which duplicate wins (RFC 8259 §4), so a proxy in front could check a
+/// different value from the one used; RFC 7515 §5.2 forbids them in JOSE
+/// headers. Used for JWT parts and for request bodies alike.
+pub struct UniqueObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueObject, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((key, value)) = access.next_entry::<String, serde_json::Value>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "member {key:?} appears more than once"
+                        )));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}

@@ -15,6 +15,7 @@ mod redirect;
 mod validate;
 
 pub use body::check_json_shape;
+pub use charter_jose::UniqueObject;
 pub use error::{Error, ErrorCode};
 pub use metadata::{ApplicationType, AuthMethod, ClientMetadata, GrantType, ResponseType};
 pub use redirect::is_loopback_host;
