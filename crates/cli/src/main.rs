@@ -4,6 +4,12 @@
 
 mod admin_cli;
 
+/// mimalloc instead of the glibc allocator: the token path allocates many
+/// small short-lived buffers (headers, JSON, JWT parts), and glibc malloc
+/// and free took about a tenth of the server's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use charter_config::RawConfig;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ mod registration;
 pub mod reports;
 mod token;
 mod usage;
+mod verified;
 
 pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use credentials::{Credential, Hasher};

@@ -71,6 +71,7 @@ pub struct TokenService {
     config: TokensConfig,
     lifecycle: LifecycleConfig,
     usage: Arc<UsageRecorder>,
+    verified: crate::verified::VerifiedTokens,
 }
 
 /// Answers for the four states of a client that may not be used; each
@@ -130,6 +131,7 @@ impl TokenService {
             config,
             lifecycle,
             usage,
+            verified: Default::default(),
         }
     }
 
@@ -219,7 +221,7 @@ impl TokenService {
             .client_in_use(&client_id)
             .await?
             .ok_or_else(|| fail(generic))?;
-        let metadata: ClientMetadata = serde_json::from_value(in_use.client.metadata.clone())
+        let metadata = <ClientMetadata as serde::Deserialize>::deserialize(&in_use.client.metadata)
             .map_err(|e| Error::Internal(format!("stored metadata of {client_id}: {e}")))?;
         let now = crate::now();
         if metadata.token_endpoint_auth_method != method {
@@ -456,18 +458,28 @@ impl TokenService {
 
     /// Verifies one of our access tokens: signature by a published key,
     /// `typ`, issuer, expiry, not revoked. `None` for anything else.
-    async fn own_token(&self, token: &str, now: i64) -> Result<Option<Jwt>, Error> {
-        let Ok(jwt) = decode(token) else {
-            return Ok(None);
+    async fn own_token(&self, token: &str, now: i64) -> Result<Option<Arc<Jwt>>, Error> {
+        let digest = crate::verified::digest(token);
+        let jwt = match self.verified.get(&digest, now) {
+            Some(jwt) => jwt,
+            None => {
+                let Ok(jwt) = decode(token) else {
+                    return Ok(None);
+                };
+                let exp = jwt.claim_time("exp").unwrap_or(0);
+                let valid = jwt.typ() == Some("at+jwt")
+                    && jwt.claim_str("iss") == Some(self.issuer.as_str())
+                    && exp > now
+                    && jwt.claim_str("client_id").is_some()
+                    && self.keys.verify(&jwt);
+                if !valid {
+                    return Ok(None);
+                }
+                let jwt = Arc::new(jwt);
+                self.verified.insert(digest, jwt.clone(), exp, now);
+                jwt
+            }
         };
-        let valid = jwt.typ() == Some("at+jwt")
-            && self.keys.verify(&jwt)
-            && jwt.claim_str("iss") == Some(self.issuer.as_str())
-            && jwt.claim_time("exp").is_some_and(|exp| exp > now)
-            && jwt.claim_str("client_id").is_some();
-        if !valid {
-            return Ok(None);
-        }
         let revoked = match jwt.claim_str("jti") {
             Some(jti) => self.store.access_token_revoked(jti).await?,
             None => true,
