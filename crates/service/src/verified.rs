@@ -16,9 +16,12 @@ use std::sync::{Arc, Mutex};
 /// The most tokens remembered (about 2 KiB each).
 const CAPACITY: usize = 16_384;
 
+/// A verified token and its `exp`.
+type Entry = (Arc<Jwt>, i64);
+
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: Mutex<HashMap<[u8; 32], (Arc<Jwt>, i64)>>,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
 pub(crate) fn digest(token: &str) -> [u8; 32] {
