@@ -168,6 +168,35 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// A second server on the same database, data directory (so the same
+    /// credential hash key) and issuer, listening on another port: a
+    /// replica behind one load balancer. PostgreSQL only.
+    pub async fn start_replica(&self) -> Replica {
+        let pg = self
+            .pg
+            .as_ref()
+            .expect("replicas share a PostgreSQL database");
+        let port = free_port();
+        let mut config = self.config();
+        config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.storage = charter_config::StorageConfig::Postgres {
+            url: pg.url.clone(),
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            charter_store_postgres::PostgresStore::open_with_schema(&pg.url, &pg.name)
+                .await
+                .expect("open PostgreSQL test schema"),
+        );
+        let server = charter::start_with_store(config, Some(store))
+            .await
+            .expect("replica starts");
+        assert!(server.bootstrap.is_none(), "a replica must not bootstrap");
+        Replica {
+            base: format!("http://127.0.0.1:{port}{}", self.options.issuer_path),
+            server,
+        }
+    }
+
     /// Stops the server and starts it again on the same data and port.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
@@ -333,6 +362,23 @@ impl TestServer {
             .await
             .expect("insert IAT");
         token.expose().to_owned()
+    }
+}
+
+/// A replica started by [`TestServer::start_replica`].
+pub struct Replica {
+    /// Where the replica answers (its issuer is the primary's).
+    pub base: String,
+    server: charter::Server,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

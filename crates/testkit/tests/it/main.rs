@@ -9,5 +9,6 @@ mod key_rotation;
 mod management;
 mod real_client;
 mod registration;
+mod replicas;
 mod restart;
 mod token;
