@@ -137,26 +137,29 @@ fn basic_credentials(value: Option<&str>) -> Option<(String, String)> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
+    // application/x-www-form-urlencoded decoding of each whole part:
+    // '+' is a space, %XX an octet; nothing else is special.
     let unescape = |s: &str| -> Option<String> {
-        let text: String = url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())?;
+        let spaced = s.replace('+', " ");
+        let text = percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
         (!text.is_empty()).then_some(text)
     };
     Some((unescape(id)?, unescape(secret)?))
 }
 
-/// Authenticates the client, refusing a source that keeps failing first.
+/// Authenticates the client. Failures count against the source, and a
+/// source over its limit gets 429 instead of 401; a request whose
+/// credentials verify is never refused for its address, since many clients
+/// may share one (a proxy, a NAT).
 async fn authenticate(
     state: &AppState,
     source: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     form: &mut Form,
 ) -> Result<UsableClient, Response> {
-    state
-        .limits
-        .check_blocked(source)
-        .map_err(|wait| Rejection::TooManyRequests(wait).into_response())?;
     let result = match credentials(headers, form) {
         Ok(credentials) => state.tokens.authenticate(credentials).await,
         Err(e) => Err(e),
@@ -164,6 +167,9 @@ async fn authenticate(
     result.map_err(|e| {
         if matches!(e, Error::InvalidClient { .. }) {
             state.limits.record_failure(source);
+            if let Err(wait) = state.limits.check_blocked(source) {
+                return Rejection::TooManyRequests(wait).into_response();
+            }
         }
         ApiError(e).into_response()
     })
@@ -277,6 +283,11 @@ mod tests {
         assert_eq!(
             basic_credentials(Some(&header("id:secret"))),
             Some(("id".into(), "secret".into()))
+        );
+        // A raw '&' or '=' is part of the value, not a separator.
+        assert_eq!(
+            basic_credentials(Some(&header("client1&junk:abc&x=y"))),
+            Some(("client1&junk".into(), "abc&x=y".into()))
         );
         for bad in ["Bearer abc", "Basic !!!", "Basic"] {
             assert_eq!(basic_credentials(Some(bad)), None, "{bad}");

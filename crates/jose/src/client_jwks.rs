@@ -124,7 +124,7 @@ fn validate_rsa(key: &Map<String, Value>) -> Result<(), String> {
     if leading_zeros > 0 {
         return Err("member \"n\" has leading zero octets (RFC 7518 §6.3.1.1)".into());
     }
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
     if bits < 2048 {
         return Err(format!(
             "is an RSA key of {bits} bits; at least 2048 are required (RFC 7518 §3.3)"

@@ -188,7 +188,8 @@ impl PublicKey {
             }
             Some("RSA") => {
                 let n = bytes("n")?;
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                let bits = (n.len() * 8)
+                    .saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
                 if bits < 2048 {
                     return err("RSA keys must be at least 2048 bits");
                 }

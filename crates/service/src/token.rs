@@ -33,10 +33,13 @@ const LEEWAY_SECS: i64 = 30;
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
 /// The longest `jti` accepted (it is stored hashed, but parsing stays bounded).
 const MAX_JTI_LEN: usize = 256;
+/// The most `resource` values one token request may name, and their length.
+const MAX_RESOURCES: usize = 8;
+const MAX_RESOURCE_LEN: usize = 512;
 
 /// How a request presented client credentials; the HTTP layer fills it in
-/// from the `Authorization` header and the form body.
-#[derive(Debug, Default, Clone)]
+/// from the `Authorization` header and the form body. `Debug` shows no secret.
+#[derive(Default, Clone)]
 pub struct ClientCredentials {
     /// `Authorization: Basic`, already form-decoded (RFC 6749 §2.3.1).
     pub basic: Option<(String, String)>,
@@ -44,6 +47,24 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
     pub client_assertion_type: Option<String>,
     pub client_assertion: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("basic_client_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client_assertion_type", &self.client_assertion_type)
+            .field(
+                "client_assertion",
+                &self.client_assertion.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// Proof that a request authenticated as a client that may be used now;
@@ -215,7 +236,10 @@ impl TokenService {
             .map(|(_, s)| s.as_str())
             .or(credentials.client_secret.as_deref());
         let presented_hash = secret.map(|s| self.hasher.hash(Credential::ClientSecret, s));
-        let generic = "client authentication failed";
+        // Until the credentials verify, every failure reads the same, so an
+        // unauthenticated caller learns nothing about which clients exist
+        // or how they authenticate.
+        let generic = "client authentication failed: unknown client, wrong credentials, or not the method the client registered";
         let in_use = self
             .store
             .client_in_use(&client_id)
@@ -225,10 +249,7 @@ impl TokenService {
             .map_err(|e| Error::Internal(format!("stored metadata of {client_id}: {e}")))?;
         let now = crate::now();
         if metadata.token_endpoint_auth_method != method {
-            return Err(fail(&format!(
-                "the client is registered for {} and must authenticate with it",
-                metadata.token_endpoint_auth_method.as_str()
-            )));
+            return Err(fail(generic));
         }
         match method {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
@@ -264,6 +285,12 @@ impl TokenService {
         }
         let profile = self.policy.profile(&in_use.client.profile);
         if let Some(why) = unusable(&in_use, profile, now) {
+            // A public client proves nothing, so it is told nothing more.
+            let why = if method == AuthMethod::None {
+                generic.to_owned()
+            } else {
+                why
+            };
             return Err(fail(&why));
         }
         if profile
@@ -305,35 +332,14 @@ impl TokenService {
             }
         }
         if let Some(typ) = jwt.typ() {
+            // RFC 7515 §4.1.9: a typ without '/' means application/<typ>.
             let typ = typ.to_ascii_lowercase();
+            let typ = typ.strip_prefix("application/").unwrap_or(&typ);
             if typ != "client-authentication+jwt" && typ != "jwt" {
                 return Err(fail(format!(
                     "typ {typ:?} is not a client assertion; use client-authentication+jwt"
                 )));
             }
-        }
-        let Some(jwks) = &metadata.jwks else {
-            return Err(fail(
-                "the client registered no jwks; keys from jwks_uri are not fetched yet".into(),
-            ));
-        };
-        let keys: Vec<PublicKey> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| PublicKey::from_jwk(k).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let verified = keys
-            .iter()
-            .filter(|k| jwt.kid().is_none() || k.kid() == jwt.kid())
-            .any(|k| k.verify(jwt).is_ok());
-        if !verified {
-            return Err(fail(
-                "the signature does not verify with any key the client registered".into(),
-            ));
         }
         if jwt.claim_str("iss") != Some(client_id) || jwt.claim_str("sub") != Some(client_id) {
             return Err(fail("iss and sub must both be the client_id".into()));
@@ -376,6 +382,31 @@ impl TokenService {
             .claim_str("jti")
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
             .ok_or_else(|| fail(format!("jti is required (1 to {MAX_JTI_LEN} characters)")))?;
+        // The signature last among the checks without side effects: it is
+        // the expensive one. The jti is recorded only once it verified.
+        let Some(jwks) = &metadata.jwks else {
+            return Err(fail(
+                "the client registered no jwks; keys from jwks_uri are not fetched yet".into(),
+            ));
+        };
+        let keys: Vec<PublicKey> = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| PublicKey::from_jwk(k).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let verified = keys
+            .iter()
+            .filter(|k| jwt.kid().is_none() || k.kid() == jwt.kid())
+            .any(|k| k.verify(jwt).is_ok());
+        if !verified {
+            return Err(fail(
+                "the signature does not verify with any key the client registered".into(),
+            ));
+        }
         let jti_hash: [u8; 32] = Sha256::digest(jti.as_bytes()).into();
         if !self
             .store
@@ -422,7 +453,17 @@ impl TokenService {
         let granted = grant_scope(&client.metadata, profile, scope)?;
         let audience = audience(&self.issuer, profile, resources)?;
         let now = crate::now();
-        let lifetime = self.config.access_token_lifetime.as_secs() as i64;
+        // A token never outlives the client's registration or approval, so
+        // resource servers validating it locally stop at those dates too.
+        let record = &client.in_use.client;
+        let exp = [record.expires_at, record.approved_until]
+            .into_iter()
+            .flatten()
+            .fold(
+                now + self.config.access_token_lifetime.as_secs() as i64,
+                i64::min,
+            );
+        let lifetime = exp - now;
         let client_id = client.client_id();
         let mut claims = json!({
             "iss": self.issuer.as_str(),
@@ -431,7 +472,7 @@ impl TokenService {
             "aud": if audience.len() == 1 { json!(audience[0]) } else { json!(audience) },
             "client_id": client_id,
             "iat": now,
-            "exp": now + lifetime,
+            "exp": exp,
             "jti": credentials::random_id()?,
         });
         if let (Some(scope), Some(map)) = (&granted, claims.as_object_mut()) {
@@ -444,6 +485,14 @@ impl TokenService {
         let token = key
             .sign_jwt("at+jwt", &claims)
             .map_err(|e| Error::Internal(e.to_string()))?;
+        // Every token issued must be one the server can parse again to
+        // introspect or revoke it.
+        if token.len() > charter_jose::MAX_JWT_BYTES {
+            return Err(ProtocolError::invalid_request(
+                "the token would be too large; request fewer resources or scopes",
+            )
+            .into());
+        }
         self.usage.record(client_id, now);
         let mut body = json!({
             "access_token": token,
@@ -512,7 +561,27 @@ impl TokenService {
         let Some(owner) = owner else {
             return inactive();
         };
-        if unusable(&owner, self.policy.profile(&owner.client.profile), now).is_some() {
+        let owner_profile = self.policy.profile(&owner.client.profile);
+        if unusable(&owner, owner_profile, now).is_some() {
+            return inactive();
+        }
+        // The grant and scopes must still be within what the owner's
+        // profile allows now.
+        let still_allowed = owner_profile.is_some_and(|p| {
+            let grant_ok = p
+                .grant_types
+                .as_ref()
+                .is_none_or(|g| g.contains(&GrantType::ClientCredentials));
+            let scope_ok = jwt.claim_str("scope").is_none_or(|scope| {
+                scope.split(' ').all(|s| {
+                    p.scopes
+                        .as_ref()
+                        .is_none_or(|allowed| allowed.iter().any(|a| a == s))
+                })
+            });
+            grant_ok && scope_ok
+        });
+        if !still_allowed {
             return inactive();
         }
         let audiences: Vec<&str> = match jwt.claims().get("aud") {
@@ -608,7 +677,13 @@ fn grant_scope(
         })
         .collect();
     let Some(requested) = requested else {
-        return Ok((!allowed.is_empty()).then(|| allowed.join(" ")));
+        // RFC 6749 §3.3: without a request, the profile's default scope
+        // (least privilege), else everything the client registered.
+        let granted: Vec<&str> = match &profile.default_scope {
+            Some(default) => default.split(' ').filter(|s| allowed.contains(s)).collect(),
+            None => allowed,
+        };
+        return Ok((!granted.is_empty()).then(|| granted.join(" ")));
     };
     let valid_token = |t: &str| {
         !t.is_empty()
@@ -652,13 +727,24 @@ fn audience(
             .clone()
             .unwrap_or_else(|| issuer.as_str().to_owned())]);
     }
+    if resources.len() > MAX_RESOURCES {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource: at most {MAX_RESOURCES} resources per token"),
+        )
+        .into());
+    }
     let mut audience = Vec::new();
     for resource in resources {
-        let absolute = url::Url::parse(resource).is_ok() && !resource.contains('#');
-        if !absolute {
+        // Only URIs already in normalized form: the profile's patterns
+        // match the string the token carries, so "/a/../b" or "%2e%2e"
+        // must not slip past a prefix.
+        let normalized = url::Url::parse(resource)
+            .is_ok_and(|u| u.as_str() == resource && u.fragment().is_none() && u.query().is_none());
+        if resource.len() > MAX_RESOURCE_LEN || !normalized {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidTarget,
-                format!("resource: {resource:?} must be an absolute URI without a fragment (RFC 8707 section 2)"),
+                format!("resource: {resource:?} must be an absolute URI in normalized form, without query or fragment, of at most {MAX_RESOURCE_LEN} characters (RFC 8707 section 2)"),
             )
             .into());
         }

@@ -248,6 +248,10 @@ async fn secret_authentication(server: TestServer) -> TestServer {
         "https://evil.example.com/",
         "/relative",
         "https://api.example.com/x#frag",
+        // Dot-segments must not escape a prefix pattern.
+        "https://api.example.com/../admin",
+        "https://billing.example.com/%2e%2e/other",
+        "https://api.example.com/x?tenant=other",
     ] {
         let reply = token_for(&server, &client, &[("resource", bad)]).await;
         assert_eq!(
@@ -256,6 +260,14 @@ async fn secret_authentication(server: TestServer) -> TestServer {
             "{bad}"
         );
     }
+    let many: Vec<String> = (0..9).map(|i| format!("{API}/{i}")).collect();
+    let form: Vec<(&str, &str)> = many.iter().map(|r| ("resource", r.as_str())).collect();
+    let reply = token_for(&server, &client, &form).await;
+    assert_eq!(
+        (reply.status, reply.body["error"].as_str()),
+        (400, Some("invalid_target")),
+        "at most 8 resources"
+    );
 
     // Failures of the request itself.
     let reply = post_form(&server, "/token", Auth::Basic(id, secret), &[]).await;
@@ -323,7 +335,7 @@ async fn secret_authentication(server: TestServer) -> TestServer {
         ],
     )
     .await;
-    assert_invalid_client(&reply, "client_secret_basic");
+    assert_invalid_client(&reply, "not the method the client registered");
     assert!(reply.challenge.is_none(), "no header was used");
     // Two methods at once.
     let reply = post_form(
@@ -372,7 +384,7 @@ async fn secret_authentication(server: TestServer) -> TestServer {
         "no scope registered, none granted"
     );
     let reply = token_for(&server, &post, &[]).await;
-    assert_invalid_client(&reply, "client_secret_post");
+    assert_invalid_client(&reply, "not the method the client registered");
 
     // A client not registered for client_credentials.
     let web = server
@@ -383,6 +395,24 @@ async fn secret_authentication(server: TestServer) -> TestServer {
         (reply.status, reply.body["error"].as_str()),
         (400, Some("unauthorized_client"))
     );
+
+    // A token never outlives its client's registration.
+    let ends = charter_service::now() + 100;
+    sql(
+        &server,
+        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
+        &client,
+        ends,
+    )
+    .await;
+    let reply = token_for(&server, &client, &[]).await;
+    assert!(
+        reply.body["expires_in"].as_i64().unwrap() <= 100,
+        "{}",
+        reply.body
+    );
+    let claims = jwt_parts(reply.body["access_token"].as_str().unwrap()).1;
+    assert_eq!(claims["exp"], ends);
 
     // An expired secret is refused with a description saying so.
     sql(
@@ -487,6 +517,11 @@ async fn private_key_jwt(server: TestServer) -> TestServer {
         let body = b64url(claims("j-12").to_string().as_bytes());
         assert_invalid_client(&with(format!("{header}.{body}.c2lnbmF0dXJl")).await, alg);
     }
+    // The media-type form of typ is the same type (RFC 7515 section 4.1.9).
+    let typed = ec
+        .sign_jwt("application/client-authentication+jwt", &claims("j-15"))
+        .unwrap();
+    assert_eq!(with(typed).await.status, 200);
     // A token of another kind (an access token) is not a client assertion.
     let typed = ec.sign_jwt("at+jwt", &claims("j-13")).unwrap();
     assert_invalid_client(&with(typed).await, "typ");
@@ -514,7 +549,7 @@ async fn private_key_jwt(server: TestServer) -> TestServer {
         &[("grant_type", "client_credentials")],
     )
     .await;
-    assert_invalid_client(&reply, "private_key_jwt");
+    assert_invalid_client(&reply, "not the method the client registered");
     server
 }
 
@@ -1019,7 +1054,31 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
     server
 }
 
+// A source that keeps failing gets 429 instead of 401, but a request whose
+// credentials verify is never refused for its address: many clients share
+// one behind a proxy or NAT.
+async fn failures_block_only_failures(server: TestServer) -> TestServer {
+    let client = server.register(&cc_client("read")).await;
+    let id = client["client_id"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..70 {
+        let reply = post_form(
+            &server,
+            "/token",
+            Auth::Basic(id, "chs_guess"),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    assert_eq!(token_for(&server, &client, &[]).await.status, 200);
+    server
+}
+
 on_both_backends!(options = super::options();
+    failures_block_only_failures,
     secret_authentication,
     private_key_jwt,
     governance_at_point_of_use,
