@@ -322,5 +322,9 @@ mod tests {
         assert!(rsa.suits("RS256") && !rsa.suits("PS256") && !rsa.suits("ES256"));
         assert!(PublicKey::from_jwk(&json!({"kty": "oct", "k": "AAAA"})).is_err());
         assert!(PublicKey::from_jwk(&json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"})).is_err());
+        // An empty modulus is refused, never an arithmetic underflow.
+        let empty = json!({"kty": "RSA", "n": "", "e": "AQAB"});
+        assert!(PublicKey::from_jwk(&empty).is_err());
+        assert!(crate::validate_client_jwks(&json!({"keys": [empty]})).is_err());
     }
 }
