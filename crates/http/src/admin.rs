@@ -211,9 +211,10 @@ pub async fn issue_admin_token(
     Ok((StatusCode::CREATED, crate::no_store_headers(), Json(body)).into_response())
 }
 
-/// `POST /admin/v1/lifecycle/sweep`: run the lifecycle sweep now (it also
-/// runs every minute): lapse approvals past their end, expire clients left
-/// pending too long.
+/// `POST /admin/v1/lifecycle/sweep`: run the lifecycle sweep and reaper now
+/// (it also runs every minute): lapse approvals past their end, expire
+/// clients left pending too long, past their expiry or never used, delete
+/// expired clients after the retention period.
 pub async fn sweep(
     State(state): State<Arc<AppState>>,
     Admin(admin): Admin,

@@ -46,7 +46,25 @@ pub const ADMIN_ROUTES: &[(&str, &str, &str, &str)] = &[
         "post",
         "/admin/v1/clients/{client_id}/{action}",
         "approver",
-        "approve ({reason, valid_for}) or reject ({reason}) a pending client",
+        "approve ({reason, valid_for}) or reject ({reason}) a pending client (approver); revoke, delete or rotate-secret ({reason}) a client (admin; rotate-secret answers the new secret once)",
+    ),
+    (
+        "post",
+        "/admin/v1/lifecycle/sweep",
+        "admin",
+        "Run the lifecycle sweep and reaper now (also every minute): lapse approvals, expire pending, past-expiry and unused clients, delete expired clients after the retention",
+    ),
+    (
+        "get",
+        "/admin/v1/reports/clients",
+        "read_only",
+        "Clients by expiring_within_days, unused_for_days, status, organization, registration_path, limit",
+    ),
+    (
+        "get",
+        "/admin/v1/reports/counts",
+        "read_only",
+        "Client counts by organization, registration path and status",
     ),
     (
         "post",

@@ -151,6 +151,9 @@ async fn admin_openapi(server: TestServer) -> TestServer {
         ("post", "/admin/v1/policy/check"),
         ("get", "/admin/v1/audit"),
         ("get", "/admin/v1/audit/verify"),
+        ("post", "/admin/v1/lifecycle/sweep"),
+        ("get", "/admin/v1/reports/clients"),
+        ("get", "/admin/v1/reports/counts"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
