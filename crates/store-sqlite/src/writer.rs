@@ -177,6 +177,8 @@ struct Checkpointer {
 
 impl Checkpointer {
     const INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+    /// The WAL size past which the checkpointer resets the WAL.
+    const WAL_LIMIT: u64 = 256 * 1024 * 1024;
 
     fn start(path: PathBuf) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -190,10 +192,22 @@ impl Checkpointer {
                         return;
                     }
                 };
+                let wal = {
+                    let mut name = path.clone().into_os_string();
+                    name.push("-wal");
+                    PathBuf::from(name)
+                };
                 let checkpoint = || {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    // Under sustained writes a passive checkpoint never
+                    // reaches the end of the WAL, so the WAL never restarts
+                    // and grows without bound. Past WAL_LIMIT, a TRUNCATE
+                    // checkpoint briefly holds the writer back and resets it.
+                    let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > Self::WAL_LIMIT);
+                    let mode = if large { "TRUNCATE" } else { "PASSIVE" };
+                    if let Err(e) =
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
                     {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        tracing::warn!(error = %e, mode, "WAL checkpoint failed");
                     }
                 };
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
