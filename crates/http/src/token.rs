@@ -159,9 +159,15 @@ async fn authenticate(
     source: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     form: &mut Form,
+    probe_jti: Option<&str>,
 ) -> Result<UsableClient, Response> {
     let result = match credentials(headers, form) {
-        Ok(credentials) => state.tokens.authenticate(credentials).await,
+        Ok(credentials) => {
+            state
+                .tokens
+                .authenticate_probing(credentials, probe_jti)
+                .await
+        }
         Err(e) => Err(e),
     };
     result.map_err(|e| {
@@ -205,7 +211,7 @@ pub async fn token(
         .require("grant_type")
         .map_err(|e| ApiError(e).into_response())?
         .to_owned();
-    let client = authenticate(&state, source, &headers, &mut form).await?;
+    let client = authenticate(&state, source, &headers, &mut form, None).await?;
     let body = match grant_type.as_str() {
         "client_credentials" => {
             state
@@ -229,7 +235,9 @@ pub async fn introspect(
     headers: HeaderMap,
     mut form: Form,
 ) -> Result<Response, Response> {
-    let client = authenticate(&state, source, &headers, &mut form).await?;
+    // The token's revocation is read together with the caller's record.
+    let probe = form.get("token").and_then(|t| state.tokens.token_id(t));
+    let client = authenticate(&state, source, &headers, &mut form, probe.as_deref()).await?;
     let token = form
         .require("token")
         .map_err(|e| ApiError(e).into_response())?;
@@ -249,7 +257,7 @@ pub async fn revoke(
     headers: HeaderMap,
     mut form: Form,
 ) -> Result<Response, Response> {
-    let client = authenticate(&state, source, &headers, &mut form).await?;
+    let client = authenticate(&state, source, &headers, &mut form, None).await?;
     let token = form
         .require("token")
         .map_err(|e| ApiError(e).into_response())?;

@@ -74,6 +74,9 @@ pub struct UsableClient {
     in_use: ClientInUse,
     metadata: ClientMetadata,
     method: AuthMethod,
+    /// A token id whose revocation was read together with the client, and
+    /// whether it is revoked (see [`TokenService::authenticate_probing`]).
+    probed: Option<(String, bool)>,
 }
 
 impl UsableClient {
@@ -167,6 +170,16 @@ impl TokenService {
         &self,
         credentials: ClientCredentials,
     ) -> Result<UsableClient, Error> {
+        self.authenticate_probing(credentials, None).await
+    }
+
+    /// [`Self::authenticate`], also reading whether the access token `jti`
+    /// was revoked in the same store read (introspection needs both).
+    pub async fn authenticate_probing(
+        &self,
+        credentials: ClientCredentials,
+        jti: Option<&str>,
+    ) -> Result<UsableClient, Error> {
         let via_header = credentials.basic.is_some();
         let fail = |description: &str| Error::InvalidClient {
             description: description.to_owned(),
@@ -240,11 +253,17 @@ impl TokenService {
         // unauthenticated caller learns nothing about which clients exist
         // or how they authenticate.
         let generic = "client authentication failed: unknown client, wrong credentials, or not the method the client registered";
-        let in_use = self
-            .store
-            .client_in_use(&client_id)
-            .await?
-            .ok_or_else(|| fail(generic))?;
+        let (in_use, probed) = match jti {
+            Some(jti) => {
+                let (client, revoked) = self
+                    .store
+                    .client_in_use_and_revoked(&client_id, jti)
+                    .await?;
+                (client, Some((jti.to_owned(), revoked)))
+            }
+            None => (self.store.client_in_use(&client_id).await?, None),
+        };
+        let in_use = in_use.ok_or_else(|| fail(generic))?;
         let metadata = <ClientMetadata as serde::Deserialize>::deserialize(&in_use.client.metadata)
             .map_err(|e| Error::Internal(format!("stored metadata of {client_id}: {e}")))?;
         let now = crate::now();
@@ -306,6 +325,7 @@ impl TokenService {
             in_use,
             metadata,
             method,
+            probed,
         })
     }
 
@@ -508,13 +528,36 @@ impl TokenService {
     /// Verifies one of our access tokens: signature by a published key,
     /// `typ`, issuer, expiry, not revoked. `None` for anything else.
     async fn own_token(&self, token: &str, now: i64) -> Result<Option<Arc<Jwt>>, Error> {
+        let Some(jwt) = self.verified_token(token, now) else {
+            return Ok(None);
+        };
+        let revoked = match jwt.claim_str("jti") {
+            Some(jti) => self.store.access_token_revoked(jti).await?,
+            None => true,
+        };
+        Ok((!revoked).then_some(jwt))
+    }
+
+    /// The `jti` claim of `token`, read without verifying anything (this
+    /// runs before the caller authenticated, so it must stay cheap), so that
+    /// introspection can read its revocation with the caller's record. The
+    /// answer is used only for the `jti` the verified token turns out to carry.
+    pub fn token_id(&self, token: &str) -> Option<String> {
+        let digest = crate::verified::digest(token);
+        match self.verified.get(&digest, crate::now()) {
+            Some(jwt) => jwt.claim_str("jti").map(str::to_owned),
+            None => decode(token).ok()?.claim_str("jti").map(str::to_owned),
+        }
+    }
+
+    /// One of our access tokens, verified (signature by a published key,
+    /// `typ`, issuer, expiry) but not yet checked for revocation.
+    fn verified_token(&self, token: &str, now: i64) -> Option<Arc<Jwt>> {
         let digest = crate::verified::digest(token);
         let jwt = match self.verified.get(&digest, now) {
             Some(jwt) => jwt,
             None => {
-                let Ok(jwt) = decode(token) else {
-                    return Ok(None);
-                };
+                let jwt = decode(token).ok()?;
                 let exp = jwt.claim_time("exp").unwrap_or(0);
                 let valid = jwt.typ() == Some("at+jwt")
                     && jwt.claim_str("iss") == Some(self.issuer.as_str())
@@ -522,18 +565,14 @@ impl TokenService {
                     && jwt.claim_str("client_id").is_some()
                     && self.keys.verify(&jwt);
                 if !valid {
-                    return Ok(None);
+                    return None;
                 }
                 let jwt = Arc::new(jwt);
                 self.verified.insert(digest, jwt.clone(), exp, now);
                 jwt
             }
         };
-        let revoked = match jwt.claim_str("jti") {
-            Some(jti) => self.store.access_token_revoked(jti).await?,
-            None => true,
-        };
-        Ok((!revoked).then_some(jwt))
+        Some(jwt)
     }
 
     /// RFC 7662 §2: what the caller may know about `token`. Tokens of a
@@ -549,9 +588,17 @@ impl TokenService {
         }
         let inactive = || Ok(json!({"active": false}));
         let now = crate::now();
-        let Some(jwt) = self.own_token(token, now).await? else {
+        let Some(jwt) = self.verified_token(token, now) else {
             return inactive();
         };
+        let revoked = match (jwt.claim_str("jti"), &caller.probed) {
+            (None, _) => true,
+            (Some(jti), Some((probed, revoked))) if probed == jti => *revoked,
+            (Some(jti), _) => self.store.access_token_revoked(jti).await?,
+        };
+        if revoked {
+            return inactive();
+        }
         let owner_id = jwt.claim_str("client_id").unwrap_or_default();
         let owner = if owner_id == caller.client_id() {
             Some(caller.in_use.clone())

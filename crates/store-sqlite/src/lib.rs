@@ -365,6 +365,34 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn client_in_use_and_revoked(
+        &self,
+        client_id: &str,
+        jti: &str,
+    ) -> Result<(Option<ClientInUse>, bool)> {
+        let found = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {}, o.status, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = ?2) \
+                 FROM clients JOIN organizations o ON o.id = clients.organization_id WHERE client_id = ?1",
+                rows::CLIENT_COLUMNS.replace("status,", "clients.status,")
+            ))?
+            .query_row(params![client_id, jti], |r| {
+                Ok((
+                    ClientInUse {
+                        client: rows::client(r)?,
+                        organization_status: r.get(18)?,
+                    },
+                    r.get::<_, bool>(19)?,
+                ))
+            })
+            .optional()
+        })?;
+        match found {
+            Some((client, revoked)) => Ok((Some(client), revoked)),
+            None => Ok((None, self.access_token_revoked(jti).await?)),
+        }
+    }
+
     async fn touch_clients(&self, used: Vec<(String, i64)>) -> Result<()> {
         if used.is_empty() {
             return Ok(());

@@ -727,6 +727,24 @@ async fn point_of_use(store: &dyn Store) {
         .await
         .unwrap());
     assert!(store.access_token_revoked("jti-1").await.unwrap());
+    let (client, revoked) = store
+        .client_in_use_and_revoked("pu-1", "jti-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (client.map(|c| c.client.client_id), revoked),
+        (Some("pu-1".to_owned()), true)
+    );
+    let (client, revoked) = store
+        .client_in_use_and_revoked("pu-1", "jti-2")
+        .await
+        .unwrap();
+    assert_eq!((client.is_some(), revoked), (true, false));
+    let (client, revoked) = store
+        .client_in_use_and_revoked("nobody", "jti-1")
+        .await
+        .unwrap();
+    assert_eq!((client.is_none(), revoked), (true, true));
     assert_eq!(store.purge_expired(2_000).await.unwrap(), 0);
     assert_eq!(store.purge_expired(3_001).await.unwrap(), 4);
     assert!(!store.access_token_revoked("jti-1").await.unwrap());

@@ -414,6 +414,19 @@ pub trait Store: Send + Sync + Describe + 'static {
 
     /// The client and its organization's status, in one read.
     async fn client_in_use(&self, client_id: &str) -> Result<Option<ClientInUse>>;
+    /// The client as [`Store::client_in_use`] reads it, and whether the
+    /// access token `jti` was revoked, in one read where the backend can
+    /// (introspection by the token's own client needs both).
+    async fn client_in_use_and_revoked(
+        &self,
+        client_id: &str,
+        jti: &str,
+    ) -> Result<(Option<ClientInUse>, bool)> {
+        Ok((
+            self.client_in_use(client_id).await?,
+            self.access_token_revoked(jti).await?,
+        ))
+    }
     /// Records that each client was used at the given time (a batch from
     /// memory); a time never moves backwards.
     async fn touch_clients(&self, used: Vec<(String, UnixTime)>) -> Result<()>;
