@@ -633,6 +633,11 @@ fn duration_key(
 
 const DAY: u64 = 86_400;
 
+/// The longest `tokens.access_token_lifetime` accepted. Signing keys are
+/// kept this long after their successor starts signing, so a token signed
+/// before a change of the configured lifetime still verifies.
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(DAY);
+
 impl RawTokens {
     fn validate(self, problems: &mut Vec<String>) -> TokensConfig {
         let defaults = TokensConfig::default();
@@ -642,7 +647,7 @@ impl RawTokens {
             "tokens.access_token_lifetime",
             self.access_token_lifetime.as_deref(),
             defaults.access_token_lifetime,
-            (secs(10), secs(DAY)),
+            (secs(10), MAX_ACCESS_TOKEN_LIFETIME),
         );
         let signing_alg = match self.signing_alg.as_deref() {
             None | Some("ES256") => "ES256",

@@ -10,9 +10,10 @@
 //!    `key_publish_ahead`, a successor is stored, activating no sooner than
 //!    `key_publish_ahead` from now; the store admits one successor per
 //!    algorithm however many replicas race;
-//! 2. a key whose successor has been signing for longer than an access
-//!    token lives (plus clock skew) can verify nothing still valid, and is
-//!    deleted.
+//! 2. a key whose successor has been signing for longer than any access
+//!    token may live (`MAX_ACCESS_TOKEN_LIFETIME`, whatever the lifetime
+//!    configured now, plus clock skew) can verify nothing still valid, and
+//!    is deleted.
 //!
 //! Each replica reloads the keys every [`KeyRing::refresh_interval`], well
 //! within `key_publish_ahead`, so it publishes a new key before any replica
@@ -65,7 +66,11 @@ pub(crate) struct Plan {
 pub(crate) fn plan(keys: &[(String, i64)], now: i64, config: &TokensConfig) -> Plan {
     let interval = config.key_rotation_interval.as_secs() as i64;
     let ahead = config.key_publish_ahead.as_secs() as i64;
-    let token_lifetime = config.access_token_lifetime.as_secs() as i64;
+    // The longest any token may live, not the lifetime configured now: a
+    // token signed before the operator lowered it must still verify.
+    let token_lifetime = charter_config::MAX_ACCESS_TOKEN_LIFETIME
+        .max(config.access_token_lifetime)
+        .as_secs() as i64;
     let mut sorted: Vec<&(String, i64)> = keys.iter().collect();
     sorted.sort_by_key(|(kid, at)| (*at, kid.clone()));
     let current = sorted.iter().rev().find(|(_, at)| *at <= now);
@@ -296,12 +301,14 @@ mod tests {
     #[test]
     fn old_keys_stay_until_their_tokens_have_expired() {
         let c = config();
+        const DAY: i64 = 86_400;
         let two = keys(&[("a", 0), ("b", 10_000)]);
-        // b signs from 10 000; tokens a signed live until 10 600, plus skew.
-        assert!(plan(&two, 10_660, &c).retire.is_empty());
-        assert_eq!(plan(&two, 10_661, &c).retire, ["a"]);
+        // b signs from 10 000; tokens a signed live at most a day (whatever
+        // the lifetime configured now), plus skew.
+        assert!(plan(&two, 10_000 + DAY + 60, &c).retire.is_empty());
+        assert_eq!(plan(&two, 10_000 + DAY + 61, &c).retire, ["a"]);
         let three = keys(&[("c", 20_000), ("a", 0), ("b", 10_000)]);
-        assert_eq!(plan(&three, 19_000, &c).retire, ["a"]);
-        assert_eq!(plan(&three, 21_000, &c).retire, ["a", "b"]);
+        assert_eq!(plan(&three, 19_000 + DAY, &c).retire, ["a"]);
+        assert_eq!(plan(&three, 21_000 + DAY, &c).retire, ["a", "b"]);
     }
 }

@@ -309,8 +309,9 @@ async fn keys_rotate_on_schedule(mut server: TestServer) -> TestServer {
         published.es256
     );
 
-    // 5. A is removed once B has signed for longer than a token lives plus
-    //    the skew. Waiting that long in real time takes over a minute, so
+    // 5. A is removed once B has signed for longer than any token may live
+    //    (a day, whatever the lifetime configured now) plus the skew.
+    //    Waiting that long in real time is out of the question, so
     //    the stored schedule is moved that far into the past instead, as
     //    the passing of time would; the server's own refresh removes A.
     let moved = server
@@ -318,7 +319,7 @@ async fn keys_rotate_on_schedule(mut server: TestServer) -> TestServer {
             "UPDATE signing_keys SET activates_at = activates_at - $3 WHERE alg = $1 AND $2 = $2",
             "ES256",
             "",
-            KEY_RETENTION_SKEW_SECS + 5,
+            86_400 + KEY_RETENTION_SKEW_SECS + 5,
         )
         .await;
     assert_eq!(
