@@ -149,7 +149,7 @@ impl KeyRing {
 
     /// Applies the rotation schedule and reloads the keys from the store.
     pub async fn refresh(&self, store: &dyn Store, now: i64) -> Result<(), Error> {
-        let records = store.signing_keys().await?;
+        let mut records = store.signing_keys().await?;
         for alg in Algorithm::ALL {
             let schedule: Vec<(String, i64)> = records
                 .iter()
@@ -159,6 +159,10 @@ impl KeyRing {
             let plan = plan(&schedule, now, &self.config);
             if let Some(at) = plan.successor_at {
                 let key = tokio_blocking_generate(alg).await?;
+                // Generating an RSA key takes a while: the key must still be
+                // published a full `key_publish_ahead` before it signs.
+                let ahead = self.config.key_publish_ahead.as_secs() as i64;
+                let at = at.max(crate::now() + ahead);
                 if store
                     .insert_next_signing_key(record(&key, alg, at)?, now)
                     .await?
@@ -170,21 +174,25 @@ impl KeyRing {
                         "published the next signing key"
                     );
                 }
+                // Publish what is stored now (ours, or a racing replica's),
+                // not after the other algorithm's turn.
+                records = store.signing_keys().await?;
+                self.install(&records)?;
             }
-            for kid in plan.retire {
-                store.delete_signing_key(&kid).await?;
+            for kid in &plan.retire {
+                store.delete_signing_key(kid).await?;
                 tracing::info!(alg = alg.as_str(), kid = %kid, "retired a signing key");
             }
+            records.retain(|r| !plan.retire.contains(&r.kid));
         }
-        self.reload(store).await
+        self.install(&records)
     }
 
-    /// Loads the stored keys into a new snapshot (keys already loaded are reused).
-    async fn reload(&self, store: &dyn Store) -> Result<(), Error> {
-        let records = store.signing_keys().await?;
+    /// Makes `records` the keys in force (keys already loaded are reused).
+    fn install(&self, records: &[SigningKeyRecord]) -> Result<(), Error> {
         let current = self.snapshot();
         let mut keys = Vec::with_capacity(records.len());
-        for r in &records {
+        for r in records {
             // Keys already loaded are reused: parsing an RSA key is slow.
             if let Some(existing) = current.keys.iter().find(|k| k.key.kid() == r.kid) {
                 keys.push(LoadedKey {
