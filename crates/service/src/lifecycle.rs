@@ -4,7 +4,7 @@
 //! `store::Change` applied with its audit entry in one transaction.
 
 use charter_protocol::Error as ProtocolError;
-use charter_store::{Change, InitialAccessToken, Organization};
+use charter_store::{Change, ClientRecord, InitialAccessToken, Organization};
 use serde_json::{json, Value};
 
 use crate::credentials;
@@ -25,6 +25,14 @@ impl Registrar {
             .organization_by_name(name)
             .await?
             .ok_or_else(|| not_found(&format!("organization: {name:?} does not exist")))
+    }
+
+    /// The client `client_id`, or a request error saying it does not exist.
+    pub(crate) async fn existing(&self, client_id: &str) -> Result<ClientRecord, Error> {
+        self.store
+            .client(client_id)
+            .await?
+            .ok_or_else(|| not_found(&format!("client: {client_id:?} does not exist")))
     }
 
     /// Approves a pending client: who, why, under which policy version, and
@@ -72,11 +80,7 @@ impl Registrar {
             ))
             .into());
         }
-        let client = self
-            .store
-            .client(client_id)
-            .await?
-            .ok_or_else(|| not_found(&format!("client: {client_id:?} does not exist")))?;
+        let client = self.existing(client_id).await?;
         let now = crate::now();
         let until = valid_for_secs.map(|s| now + s).or(client.expires_at);
         let record = json!({

@@ -116,12 +116,6 @@ impl Registrar {
         self.describe(record, Some(secret), None)
     }
 
-    async fn existing(&self, client_id: &str) -> Result<ClientRecord, Error> {
-        self.store.client(client_id).await?.ok_or_else(|| {
-            ProtocolError::invalid_request(format!("client: {client_id:?} does not exist")).into()
-        })
-    }
-
     /// Revokes an active or pending client: it is refused at its next
     /// request and its tokens introspect as inactive.
     pub async fn revoke_client(
@@ -130,22 +124,20 @@ impl Registrar {
         reason: &str,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let client = self.existing(client_id).await?;
-        let mut event = context.admin_event("client.revoke", "done");
-        event.client_id = Some(client_id.to_owned());
-        event.organization_id = Some(client.organization_id.clone());
-        event.reasons = vec![reason.to_owned()];
         let change = Change::RevokeClient {
             client_id: client_id.to_owned(),
         };
-        if !self.store.apply_change(change, event).await? {
-            return Err(ProtocolError::invalid_request(format!(
+        let client = self
+            .admin_client_change(client_id, "client.revoke", change, reason, context)
+            .await?;
+        match client {
+            None => Ok(()),
+            Some(unchanged) => Err(ProtocolError::invalid_request(format!(
                 "client: {client_id:?} is {}, not active or pending",
-                client.status.as_str()
+                unchanged.status.as_str()
             ))
-            .into());
+            .into()),
         }
-        Ok(())
     }
 
     /// Deletes a client outright.
@@ -155,16 +147,31 @@ impl Registrar {
         reason: &str,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let client = self.existing(client_id).await?;
-        let mut event = context.admin_event("client.delete", "done");
-        event.client_id = Some(client_id.to_owned());
-        event.organization_id = Some(client.organization_id.clone());
-        event.reasons = vec![reason.to_owned()];
         let change = Change::DeleteClient {
             client_id: client_id.to_owned(),
         };
-        self.store.apply_change(change, event).await?;
+        self.admin_client_change(client_id, "client.delete", change, reason, context)
+            .await?;
         Ok(())
+    }
+
+    /// Applies an administrator's `change` to an existing client with its
+    /// audit entry; answers the client as it was if the change did not apply.
+    async fn admin_client_change(
+        &self,
+        client_id: &str,
+        action: &str,
+        change: Change,
+        reason: &str,
+        context: &RequestContext,
+    ) -> Result<Option<ClientRecord>, Error> {
+        let client = self.existing(client_id).await?;
+        let mut event = context.admin_event(action, "done");
+        event.client_id = Some(client_id.to_owned());
+        event.organization_id = Some(client.organization_id.clone());
+        event.reasons = vec![reason.to_owned()];
+        let applied = self.store.apply_change(change, event).await?;
+        Ok((!applied).then_some(client))
     }
 
     /// Clients matching a report query, newest expiry last, with the

@@ -397,9 +397,6 @@ impl Store for PostgresStore {
                     .bind(id)
                     .bind(role)
             }
-            Change::ExpirePendingClient { client_id } => {
-                run("UPDATE clients SET status = 'expired' WHERE client_id = $1 AND status = 'pending'").bind(client_id)
-            }
             Change::RevokeInitialAccessToken { id } => {
                 run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
             }

@@ -542,9 +542,6 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         Change::InsertAdminToken { id, token_hash, role, created_at } => conn
             .prepare_cached("INSERT INTO admin_tokens (token_hash, created_at, id, role) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![&token_hash[..], created_at, id, role])?,
-        Change::ExpirePendingClient { client_id } => conn
-            .prepare_cached("UPDATE clients SET status = 'expired' WHERE client_id = ?1 AND status = 'pending'")?
-            .execute([client_id])?,
         Change::ExpireClient { client_id, now } => conn
             .prepare_cached(
                 "UPDATE clients SET status = 'expired', expires_at = MIN(coalesce(expires_at, ?2), ?2) \

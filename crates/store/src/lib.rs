@@ -63,10 +63,6 @@ pub enum Change {
         client_id: String,
         now: UnixTime,
     },
-    /// A client still pending is expired (never decided in time).
-    ExpirePendingClient {
-        client_id: String,
-    },
     /// An active or pending client is expired now (past its lifetime, or
     /// never used): status `expired`, `expires_at` lowered to `now`.
     ExpireClient {
