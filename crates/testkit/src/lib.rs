@@ -268,6 +268,55 @@ impl TestServer {
             .to_owned()
     }
 
+    /// POST `body` to an admin API path with the bootstrap admin token;
+    /// returns the status and the JSON body (`null` when there is none).
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET an admin API path with the bootstrap admin token; expects 200.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("admin request");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
+
+    /// RFC 7592 read of a registered client with its own credentials.
+    pub async fn read_client(&self, client: &Value) -> Value {
+        self.http
+            .get(
+                client["registration_client_uri"]
+                    .as_str()
+                    .expect("registration_client_uri"),
+            )
+            .bearer_auth(
+                client["registration_access_token"]
+                    .as_str()
+                    .expect("registration_access_token"),
+            )
+            .send()
+            .await
+            .expect("read request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// Runs one UPDATE statement (`$1`, `$2`, `$3` placeholders) on the
     /// server's database behind its back, as an attacker with database access
     /// or the passing of time would; returns the rows changed.

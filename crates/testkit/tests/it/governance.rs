@@ -47,7 +47,7 @@ async fn refusal(server: &TestServer, iat: &str, body: Value) -> Value {
 // Admin tokens carry a role: read-only reads, an approver also decides
 // pending clients, only an admin changes organizations and tokens.
 async fn admin_roles(server: TestServer) -> TestServer {
-    let mint = |role: &str| admin_post(&server, "/admin/v1/admin-tokens", json!({"role": role}));
+    let mint = |role: &str| server.admin_post("/admin/v1/admin-tokens", json!({"role": role}));
     let (status, reader) = mint("read_only").await;
     assert_eq!(status, 201, "{reader}");
     let (_, approver) = mint("approver").await;
@@ -183,12 +183,12 @@ async fn iat_source_network(server: TestServer) -> TestServer {
         server.register_with(Some(&loopback), &body).await.status(),
         201
     );
-    let (status, _) = admin_post(
-        &server,
-        "/admin/v1/organizations/default/initial-access-tokens",
-        json!({"allowed_cidr": "not-a-net"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            "/admin/v1/organizations/default/initial-access-tokens",
+            json!({"allowed_cidr": "not-a-net"}),
+        )
+        .await;
     assert_eq!(status, 400);
     server
 }
@@ -550,32 +550,6 @@ async fn audit_trail(server: TestServer) -> TestServer {
     server
 }
 
-async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .http
-        .post(server.url(path))
-        .bearer_auth(&server.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn read_client(server: &TestServer, client: &Value) -> Value {
-    server
-        .http
-        .get(client["registration_client_uri"].as_str().unwrap())
-        .bearer_auth(client["registration_access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 // Pending → approved (who, why, policy version, until) → active; rejection is final.
 async fn approval_is_a_record(server: TestServer) -> TestServer {
     let iat = server.mint_iat(&json!({"profile": "agents"})).await;
@@ -594,19 +568,16 @@ async fn approval_is_a_record(server: TestServer) -> TestServer {
         .unwrap();
     assert_eq!(a["status"], "pending");
     let approve = |id: &str| format!("/admin/v1/clients/{id}/approve");
-    let (status, answer) = admin_post(
-        &server,
-        &approve(a["client_id"].as_str().unwrap()),
-        json!({}),
-    )
-    .await;
+    let (status, answer) = server
+        .admin_post(&approve(a["client_id"].as_str().unwrap()), json!({}))
+        .await;
     assert_eq!(status, 400, "a reason is required: {answer}");
-    let (status, record) = admin_post(
-        &server,
-        &approve(a["client_id"].as_str().unwrap()),
-        json!({"reason": "deploy bot for team X", "valid_for": 86400}),
-    )
-    .await;
+    let (status, record) = server
+        .admin_post(
+            &approve(a["client_id"].as_str().unwrap()),
+            json!({"reason": "deploy bot for team X", "valid_for": 86400}),
+        )
+        .await;
     assert_eq!(status, 200, "{record}");
     assert_eq!(record["policy_version"], "2026-11-23.1");
     assert_eq!(record["reason"], "deploy bot for team X");
@@ -614,31 +585,31 @@ async fn approval_is_a_record(server: TestServer) -> TestServer {
         record["until"].as_i64().unwrap() - record["at"].as_i64().unwrap(),
         86400
     );
-    assert_eq!(read_client(&server, &a).await["status"], "active");
-    let (status, _) = admin_post(
-        &server,
-        &approve(a["client_id"].as_str().unwrap()),
-        json!({"reason": "again"}),
-    )
-    .await;
+    assert_eq!(server.read_client(&a).await["status"], "active");
+    let (status, _) = server
+        .admin_post(
+            &approve(a["client_id"].as_str().unwrap()),
+            json!({"reason": "again"}),
+        )
+        .await;
     assert_eq!(status, 400, "only pending clients are approved");
-    let (status, _) = admin_post(
-        &server,
-        &format!(
-            "/admin/v1/clients/{}/reject",
-            b["client_id"].as_str().unwrap()
-        ),
-        json!({"reason": "unknown team"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            &format!(
+                "/admin/v1/clients/{}/reject",
+                b["client_id"].as_str().unwrap()
+            ),
+            json!({"reason": "unknown team"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(read_client(&server, &b).await["status"], "rejected");
-    let (status, _) = admin_post(
-        &server,
-        &approve(b["client_id"].as_str().unwrap()),
-        json!({"reason": "changed my mind"}),
-    )
-    .await;
+    assert_eq!(server.read_client(&b).await["status"], "rejected");
+    let (status, _) = server
+        .admin_post(
+            &approve(b["client_id"].as_str().unwrap()),
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
     assert_eq!(status, 400, "a rejected client stays rejected");
     let trail: Value = server
         .http
@@ -710,20 +681,22 @@ async fn pending_expires(server: TestServer) -> TestServer {
     server
         .backdate_client(stale["client_id"].as_str().unwrap(), 8 * 86_400)
         .await;
-    let (status, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    let (status, swept) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
     assert_eq!(status, 200, "{swept}");
     assert_eq!(swept["expired_pending"], json!([stale["client_id"]]));
-    assert_eq!(read_client(&server, &stale).await["status"], "expired");
-    assert_eq!(read_client(&server, &fresh).await["status"], "pending");
-    let (status, _) = admin_post(
-        &server,
-        &format!(
-            "/admin/v1/clients/{}/approve",
-            stale["client_id"].as_str().unwrap()
-        ),
-        json!({"reason": "late"}),
-    )
-    .await;
+    assert_eq!(server.read_client(&stale).await["status"], "expired");
+    assert_eq!(server.read_client(&fresh).await["status"], "pending");
+    let (status, _) = server
+        .admin_post(
+            &format!(
+                "/admin/v1/clients/{}/approve",
+                stale["client_id"].as_str().unwrap()
+            ),
+            json!({"reason": "late"}),
+        )
+        .await;
     assert_eq!(status, 400);
     server
 }
@@ -740,14 +713,16 @@ async fn approval_lapses(server: TestServer) -> TestServer {
         .await
         .unwrap();
     let id = client["client_id"].as_str().unwrap();
-    let (status, _) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{id}/approve"),
-        json!({"reason": "one day", "valid_for": 86400}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{id}/approve"),
+            json!({"reason": "one day", "valid_for": 86400}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (_, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    let (_, swept) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
     assert_eq!(
         swept["approvals_lapsed"],
         json!([]),
@@ -756,15 +731,17 @@ async fn approval_lapses(server: TestServer) -> TestServer {
     let sql =
         "UPDATE clients SET approved_until = approved_until - $3 WHERE client_id = $1 AND $2 = $2";
     assert_eq!(server.execute_sql(sql, id, "", 2 * 86_400).await, 1);
-    let (_, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    let (_, swept) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
     assert_eq!(swept["approvals_lapsed"], json!([id]));
-    assert_eq!(read_client(&server, &client).await["status"], "pending");
-    let (status, _) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{id}/approve"),
-        json!({"reason": "renewed"}),
-    )
-    .await;
+    assert_eq!(server.read_client(&client).await["status"], "pending");
+    let (status, _) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{id}/approve"),
+            json!({"reason": "renewed"}),
+        )
+        .await;
     assert_eq!(status, 200, "re-approval");
     server
 }
@@ -772,17 +749,20 @@ async fn approval_lapses(server: TestServer) -> TestServer {
 // Organizations: create, suspend (no registrations), resume, offboard (clients
 // and tokens revoked together); tokens listed with usage and revocable.
 async fn organization_lifecycle(server: TestServer) -> TestServer {
-    let (status, org) =
-        admin_post(&server, "/admin/v1/organizations", json!({"name": "acme"})).await;
+    let (status, org) = server
+        .admin_post("/admin/v1/organizations", json!({"name": "acme"}))
+        .await;
     assert_eq!(status, 201, "{org}");
-    let (status, _) = admin_post(&server, "/admin/v1/organizations", json!({"name": "acme"})).await;
+    let (status, _) = server
+        .admin_post("/admin/v1/organizations", json!({"name": "acme"}))
+        .await;
     assert_eq!(status, 400, "names are unique");
-    let (status, minted) = admin_post(
-        &server,
-        "/admin/v1/organizations/acme/initial-access-tokens",
-        json!({"max_uses": 3}),
-    )
-    .await;
+    let (status, minted) = server
+        .admin_post(
+            "/admin/v1/organizations/acme/initial-access-tokens",
+            json!({"max_uses": 3}),
+        )
+        .await;
     assert_eq!(status, 201);
     let iat = minted["initial_access_token"].as_str().unwrap().to_owned();
     let body = json!({"grant_types": ["client_credentials"]});
@@ -814,12 +794,12 @@ async fn organization_lifecycle(server: TestServer) -> TestServer {
         "listing never shows a token"
     );
 
-    let (status, suspended) = admin_post(
-        &server,
-        "/admin/v1/organizations/acme/suspend",
-        json!({"reason": "audit"}),
-    )
-    .await;
+    let (status, suspended) = server
+        .admin_post(
+            "/admin/v1/organizations/acme/suspend",
+            json!({"reason": "audit"}),
+        )
+        .await;
     assert_eq!(
         (status, suspended["status"].as_str()),
         (200, Some("suspended"))
@@ -829,41 +809,41 @@ async fn organization_lifecycle(server: TestServer) -> TestServer {
         401,
         "a suspended organization registers nothing"
     );
-    let (status, _) = admin_post(
-        &server,
-        "/admin/v1/organizations/acme/resume",
-        json!({"reason": "cleared"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            "/admin/v1/organizations/acme/resume",
+            json!({"reason": "cleared"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(server.register_with(Some(&iat), &body).await.status(), 201);
 
-    let (status, offboarded) = admin_post(
-        &server,
-        "/admin/v1/organizations/acme/offboard",
-        json!({"reason": "contract ended"}),
-    )
-    .await;
+    let (status, offboarded) = server
+        .admin_post(
+            "/admin/v1/organizations/acme/offboard",
+            json!({"reason": "contract ended"}),
+        )
+        .await;
     assert_eq!(
         (status, offboarded["status"].as_str()),
         (200, Some("offboarded"))
     );
-    assert_eq!(read_client(&server, &client).await["status"], "revoked");
+    assert_eq!(server.read_client(&client).await["status"], "revoked");
     assert_eq!(server.register_with(Some(&iat), &body).await.status(), 401);
-    let (status, _) = admin_post(
-        &server,
-        "/admin/v1/organizations/acme/resume",
-        json!({"reason": "no"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            "/admin/v1/organizations/acme/resume",
+            json!({"reason": "no"}),
+        )
+        .await;
     assert_eq!(status, 400, "offboarding is final");
 
-    let (_, minted) = admin_post(
-        &server,
-        "/admin/v1/organizations/default/initial-access-tokens",
-        json!({}),
-    )
-    .await;
+    let (_, minted) = server
+        .admin_post(
+            "/admin/v1/organizations/default/initial-access-tokens",
+            json!({}),
+        )
+        .await;
     let other = minted["initial_access_token"].as_str().unwrap().to_owned();
     let id = minted["id"].as_str().unwrap().to_owned();
     let response = server

@@ -125,40 +125,15 @@ fn jwt_parts(token: &str) -> (Value, Value) {
     (part(), part())
 }
 
-async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .http
-        .post(server.url(path))
-        .bearer_auth(&server.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn admin_get(server: &TestServer, path: &str) -> Value {
-    let response = server
-        .http
-        .get(server.url(path))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().await.unwrap()
-}
-
 /// A client registered with an initial access token of `organization`
 /// under `profile`.
 async fn register_in(server: &TestServer, organization: &str, profile: &str, body: Value) -> Value {
-    let (status, minted) = admin_post(
-        server,
-        &format!("/admin/v1/organizations/{organization}/initial-access-tokens"),
-        json!({"profile": profile}),
-    )
-    .await;
+    let (status, minted) = server
+        .admin_post(
+            &format!("/admin/v1/organizations/{organization}/initial-access-tokens"),
+            json!({"profile": profile}),
+        )
+        .await;
     assert_eq!(status, 201, "{minted}");
     let iat = minted["initial_access_token"].as_str().unwrap();
     let response = server.register_with(Some(iat), &body).await;
@@ -166,10 +141,30 @@ async fn register_in(server: &TestServer, organization: &str, profile: &str, bod
     response.json().await.unwrap()
 }
 
-async fn sql(server: &TestServer, statement: &str, client: &Value, value: i64) {
+/// A resource server in its own organization `apis`, under the profile
+/// that may introspect tokens for https://api.example.com/.
+async fn resource_server(server: &TestServer) -> Value {
+    let (status, _) = server
+        .admin_post("/admin/v1/organizations", json!({"name": "apis"}))
+        .await;
+    assert_eq!(status, 201);
+    register_in(server, "apis", "rs", cc_client("introspect")).await
+}
+
+/// Sets one time column of a client's row behind the server's back, as
+/// the passing of time would; `None` clears it.
+async fn set_time(server: &TestServer, client: &Value, column: &str, value: Option<i64>) {
     let id = client["client_id"].as_str().unwrap();
+    let statement = match value {
+        Some(_) => format!("UPDATE clients SET {column} = $3 WHERE client_id = $1 AND $2 = $2"),
+        None => format!(
+            "UPDATE clients SET {column} = NULL WHERE client_id = $1 AND $2 = $2 AND $3 = $3"
+        ),
+    };
     assert_eq!(
-        server.execute_sql(statement, id, "", value).await,
+        server
+            .execute_sql(&statement, id, "", value.unwrap_or(0))
+            .await,
         1,
         "{statement}"
     );
@@ -398,13 +393,7 @@ async fn secret_authentication(server: TestServer) -> TestServer {
 
     // A token never outlives its client's registration.
     let ends = charter_service::now() + 100;
-    sql(
-        &server,
-        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
-        &client,
-        ends,
-    )
-    .await;
+    set_time(&server, &client, "expires_at", Some(ends)).await;
     let reply = token_for(&server, &client, &[]).await;
     assert!(
         reply.body["expires_in"].as_i64().unwrap() <= 100,
@@ -415,11 +404,11 @@ async fn secret_authentication(server: TestServer) -> TestServer {
     assert_eq!(claims["exp"], ends);
 
     // An expired secret is refused with a description saying so.
-    sql(
+    set_time(
         &server,
-        "UPDATE clients SET secret_expires_at = $3 WHERE client_id = $1 AND $2 = $2",
         &client,
-        charter_service::now() - 5,
+        "secret_expires_at",
+        Some(charter_service::now() - 5),
     )
     .await;
     let reply = token_for(&server, &client, &[]).await;
@@ -556,9 +545,7 @@ async fn private_key_jwt(server: TestServer) -> TestServer {
 // Every governance state is enforced at the next request, and tokens of a
 // client that may no longer be used introspect as inactive.
 async fn governance_at_point_of_use(server: TestServer) -> TestServer {
-    let (status, _) = admin_post(&server, "/admin/v1/organizations", json!({"name": "apis"})).await;
-    assert_eq!(status, 201);
-    let rs = register_in(&server, "apis", "rs", cc_client("introspect")).await;
+    let rs = resource_server(&server).await;
     let active = |token: String| {
         let (server, rs) = (&server, &rs);
         async move { introspect(server, rs, &token).await["active"] == true }
@@ -569,12 +556,12 @@ async fn governance_at_point_of_use(server: TestServer) -> TestServer {
     assert_eq!(gated["status"], "pending");
     assert_invalid_client(&token_for(&server, &gated, &[]).await, "pending");
     let gated_id = gated["client_id"].as_str().unwrap();
-    let (status, _) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{gated_id}/approve"),
-        json!({"reason": "ok"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{gated_id}/approve"),
+            json!({"reason": "ok"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(token_for(&server, &gated, &[]).await.status, 200);
 
@@ -586,12 +573,12 @@ async fn governance_at_point_of_use(server: TestServer) -> TestServer {
         .to_owned();
     assert!(active(issued.clone()).await);
     let client_id = client["client_id"].as_str().unwrap();
-    let (status, _) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{client_id}/revoke"),
-        json!({"reason": "leaked"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{client_id}/revoke"),
+            json!({"reason": "leaked"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_invalid_client(&token_for(&server, &client, &[]).await, "revoked");
     assert!(
@@ -605,49 +592,43 @@ async fn governance_at_point_of_use(server: TestServer) -> TestServer {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = admin_post(
-        &server,
-        "/admin/v1/organizations/default/suspend",
-        json!({"reason": "audit"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            "/admin/v1/organizations/default/suspend",
+            json!({"reason": "audit"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_invalid_client(&token_for(&server, &client, &[]).await, "suspended");
     assert!(!active(issued.clone()).await, "suspended: inactive");
-    let (status, _) = admin_post(
-        &server,
-        "/admin/v1/organizations/default/resume",
-        json!({"reason": "done"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            "/admin/v1/organizations/default/resume",
+            json!({"reason": "done"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(token_for(&server, &client, &[]).await.status, 200);
     assert!(active(issued.clone()).await, "resumed: active again");
 
     // The approval lapsed (before the sweep noticed).
-    sql(
+    set_time(
         &server,
-        "UPDATE clients SET approved_until = $3 WHERE client_id = $1 AND $2 = $2",
         &client,
-        charter_service::now() - 5,
+        "approved_until",
+        Some(charter_service::now() - 5),
     )
     .await;
     assert_invalid_client(&token_for(&server, &client, &[]).await, "lapsed");
     assert!(!active(issued.clone()).await);
-    sql(
-        &server,
-        "UPDATE clients SET approved_until = NULL WHERE client_id = $1 AND $2 = $2 AND $3 = $3",
-        &client,
-        0,
-    )
-    .await;
+    set_time(&server, &client, "approved_until", None).await;
 
     // Past its registration's end: the re-registration signal.
-    sql(
+    set_time(
         &server,
-        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
         &client,
-        charter_service::now() - 5,
+        "expires_at",
+        Some(charter_service::now() - 5),
     )
     .await;
     assert_invalid_client(&token_for(&server, &client, &[]).await, "register again");
@@ -679,9 +660,7 @@ async fn governance_at_point_of_use(server: TestServer) -> TestServer {
 async fn introspection_and_revocation(server: TestServer) -> TestServer {
     let owner = server.register(&cc_client("read write")).await;
     let other = server.register(&cc_client("read")).await;
-    let (status, _) = admin_post(&server, "/admin/v1/organizations", json!({"name": "apis"})).await;
-    assert_eq!(status, 201);
-    let rs = register_in(&server, "apis", "rs", cc_client("introspect")).await;
+    let rs = resource_server(&server).await;
 
     let own = access_token(&server, &owner).await;
     let answer = introspect(&server, &owner, &own).await;
@@ -871,12 +850,12 @@ async fn secret_rotation(server: TestServer) -> TestServer {
         .unwrap();
     assert_eq!(response.status(), 401);
 
-    let (status, rotated) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{id}/rotate-secret"),
-        json!({"reason": "quarterly"}),
-    )
-    .await;
+    let (status, rotated) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{id}/rotate-secret"),
+            json!({"reason": "quarterly"}),
+        )
+        .await;
     assert_eq!(status, 200, "{rotated}");
     let third = rotated["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(with(third).await, 200);
@@ -888,11 +867,11 @@ async fn secret_rotation(server: TestServer) -> TestServer {
     assert_eq!(with(first).await, 401, "two rotations ago: gone");
 
     // The overlap ends: the previous secret stops working.
-    sql(
+    set_time(
         &server,
-        "UPDATE clients SET previous_secret_expires_at = $3 WHERE client_id = $1 AND $2 = $2",
         &client,
-        charter_service::now() - 1,
+        "previous_secret_expires_at",
+        Some(charter_service::now() - 1),
     )
     .await;
     assert_eq!(with(second).await, 401);
@@ -902,12 +881,12 @@ async fn secret_rotation(server: TestServer) -> TestServer {
         .register(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
         .await;
     let public_id = public["client_id"].as_str().unwrap();
-    let (status, _) = admin_post(
-        &server,
-        &format!("/admin/v1/clients/{public_id}/rotate-secret"),
-        json!({"reason": "x"}),
-    )
-    .await;
+    let (status, _) = server
+        .admin_post(
+            &format!("/admin/v1/clients/{public_id}/rotate-secret"),
+            json!({"reason": "x"}),
+        )
+        .await;
     assert_eq!(status, 400);
     server
 }
@@ -925,7 +904,9 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
     let used_id = used["client_id"].as_str().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let report = admin_get(&server, "/admin/v1/reports/clients?status=active").await;
+        let report = server
+            .admin_get("/admin/v1/reports/clients?status=active")
+            .await;
         let row = report["clients"]
             .as_array()
             .unwrap()
@@ -945,14 +926,10 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
     }
 
     // Reports: expiring within N days, unused for N days, counts.
-    sql(
-        &server,
-        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
-        &ending,
-        now + 2 * 86_400,
-    )
-    .await;
-    let report = admin_get(&server, "/admin/v1/reports/clients?expiring_within_days=3").await;
+    set_time(&server, &ending, "expires_at", Some(now + 2 * 86_400)).await;
+    let report = server
+        .admin_get("/admin/v1/reports/clients?expiring_within_days=3")
+        .await;
     let ids: Vec<&Value> = report["clients"]
         .as_array()
         .unwrap()
@@ -963,7 +940,9 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
     server
         .backdate_client(idle["client_id"].as_str().unwrap(), 40 * 86_400)
         .await;
-    let report = admin_get(&server, "/admin/v1/reports/clients?unused_for_days=30").await;
+    let report = server
+        .admin_get("/admin/v1/reports/clients?unused_for_days=30")
+        .await;
     let ids: Vec<&Value> = report["clients"]
         .as_array()
         .unwrap()
@@ -971,7 +950,7 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
         .map(|c| &c["client_id"])
         .collect();
     assert_eq!(ids, [&idle["client_id"]]);
-    let counts = admin_get(&server, "/admin/v1/reports/counts").await;
+    let counts = server.admin_get("/admin/v1/reports/counts").await;
     assert!(
         counts["counts"]
             .as_array()
@@ -994,53 +973,34 @@ async fn reaper_and_reports(server: TestServer) -> TestServer {
 
     // The sweep: the ending client reaches its end, the idle one is expired
     // for never being used, the used one stays.
-    sql(
-        &server,
-        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
-        &ending,
-        now - 5,
-    )
-    .await;
-    let (status, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    set_time(&server, &ending, "expires_at", Some(now - 5)).await;
+    let (status, swept) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
     assert_eq!(status, 200, "{swept}");
     assert_eq!(swept["expired"], json!([ending["client_id"]]));
     assert_eq!(swept["expired_unused"], json!([idle["client_id"]]));
     assert_eq!(swept["deleted"], json!([]));
-    let read = server
-        .http
-        .get(ending["registration_client_uri"].as_str().unwrap())
-        .bearer_auth(ending["registration_access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let read = server.read_client(&ending).await;
     assert_eq!(read["status"], "expired", "the owner sees why");
     assert_invalid_client(&token_for(&server, &ending, &[]).await, "register again");
     assert_eq!(token_for(&server, &used, &[]).await.status, 200);
 
     // After the retention period, expired clients are deleted.
-    sql(
-        &server,
-        "UPDATE clients SET expires_at = $3 WHERE client_id = $1 AND $2 = $2",
-        &ending,
-        now - 8 * 86_400,
-    )
-    .await;
-    let (_, swept) = admin_post(&server, "/admin/v1/lifecycle/sweep", json!({})).await;
+    set_time(&server, &ending, "expires_at", Some(now - 8 * 86_400)).await;
+    let (_, swept) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
     assert_eq!(swept["deleted"], json!([ending["client_id"]]));
     assert_invalid_client(&token_for(&server, &ending, &[]).await, "failed");
 
     // Each step is in the audit log.
-    let audit = admin_get(
-        &server,
-        &format!(
+    let audit = server
+        .admin_get(&format!(
             "/admin/v1/audit?client_id={}",
             ending["client_id"].as_str().unwrap()
-        ),
-    )
-    .await;
+        ))
+        .await;
     let actions: Vec<&str> = audit["entries"]
         .as_array()
         .unwrap()
