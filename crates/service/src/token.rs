@@ -678,8 +678,10 @@ impl TokenService {
         };
         let owner = jwt.claim_str("client_id").unwrap_or_default();
         if owner != caller.client_id() {
+            // RFC 7009 §2.1 refuses the request; RFC 6749 §5.2 names the
+            // case: invalid_grant covers a token "issued to another client".
             return Err(ProtocolError::new(
-                ErrorCode::UnauthorizedClient,
+                ErrorCode::InvalidGrant,
                 "the token was not issued to this client; a client may revoke only its own tokens",
             )
             .into());

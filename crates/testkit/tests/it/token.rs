@@ -748,7 +748,7 @@ async fn introspection_and_revocation(server: TestServer) -> TestServer {
     .await;
     assert_eq!(
         (reply.status, reply.body["error"].as_str()),
-        (400, Some("unauthorized_client"))
+        (400, Some("invalid_grant"))
     );
     assert_eq!(introspect(&server, &owner, &own).await["active"], true);
     // Its own token: 200, then inactive everywhere.
