@@ -16,7 +16,7 @@ pub struct JwksError(pub String);
 pub const MAX_KEYS: usize = 16;
 
 /// Members that only a private or symmetric JWK carries (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Checks that `jwks` is a JSON object holding a non-empty `keys` array of
 /// well-formed public signature or encryption keys.

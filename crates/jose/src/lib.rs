@@ -1,17 +1,25 @@
 //! JOSE primitives Charter needs: the server's own signing keys (generation,
 //! serialization, public JWK Set) and validation of JWK Sets that clients
-//! register (RFC 7517, RFC 7518, RFC 7638), and JWT signing and
-//! verification (RFC 7515, RFC 7519) with `ring`.
+//! register (RFC 7517, RFC 7518, RFC 7638), JWT signing and verification
+//! (RFC 7515, RFC 7519) with `ring`, DPoP proof verification (RFC 9449), and
+//! the hashes that name keys and tokens (RFC 7638 thumbprints, OIDC
+//! `at_hash` / `c_hash`).
 //!
 //! This crate does no I/O and knows nothing about storage or HTTP: the caller
 //! persists the PKCS#8 bytes it gets from [`SigningKey::generate`] and passes
 //! them back through [`SigningKey::from_pkcs8`].
 
 mod client_jwks;
+mod dpop;
+mod hashes;
 mod jwt;
 mod signing;
 
 pub use client_jwks::{validate_client_jwks, JwksError};
+pub use dpop::{
+    normalize_htu, verify_dpop_proof, DpopCheck, DpopError, DpopProof, DPOP_SIGNING_ALGS,
+};
+pub use hashes::{jwk_thumbprint, oidc_hash, ThumbprintError};
 pub use jwt::{decode, Jwt, JwtError, PublicKey, MAX_JWT_BYTES, VERIFY_ALGS};
 pub use signing::{Algorithm, Error as KeyError, SigningKey};
 
