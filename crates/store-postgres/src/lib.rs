@@ -10,13 +10,19 @@
 //! committing transactions, so many connections writing at once share the
 //! cost of each `fsync` while every write is acknowledged only once durable
 //! (with `synchronous_commit` at its default, `on`).
+//!
+//! The user flows (users, sessions, consent, codes, grants) live in the
+//! `users` module.
 
 use async_trait::async_trait;
 use charter_store::audit::{self, AuditEvent};
 use charter_store::*;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
+
+mod users;
 
 /// Most connections one store holds open.
 const MAX_CONNECTIONS: u32 = 16;
@@ -255,6 +261,104 @@ async fn append_audit_in(
     Ok(())
 }
 
+/// The one statement that applies `change`, or `None` for the changes that
+/// take several (see `Store::apply_change`).
+fn single_statement(change: &Change) -> Option<Query<'_, sqlx::Postgres, PgArguments>> {
+    let run = |sql: &'static str| sqlx::query(sql);
+    Some(match change {
+        Change::ApproveClient { client_id, approval, until } => run(
+            "UPDATE clients SET status = 'active', approval = $2, approved_until = $3 \
+             WHERE client_id = $1 AND status = 'pending'",
+        )
+        .bind(client_id)
+        .bind(approval)
+        .bind(*until),
+        Change::LapseApproval { client_id, now } => {
+            run("UPDATE clients SET status = 'pending' WHERE client_id = $1 AND status = 'active' AND approved_until < $2")
+                .bind(client_id)
+                .bind(*now)
+        }
+        Change::RejectClient { client_id, approval } => run(
+            "UPDATE clients SET status = 'rejected', approval = $2 WHERE client_id = $1 AND status = 'pending'",
+        )
+        .bind(client_id)
+        .bind(approval),
+        Change::SetOrganizationStatus { organization_id, from, to } => {
+            run("UPDATE organizations SET status = $3 WHERE id = $1 AND status = $2")
+                .bind(organization_id)
+                .bind(from)
+                .bind(to)
+        }
+        Change::OffboardOrganization { organization_id } => {
+            run("UPDATE organizations SET status = 'offboarded' WHERE id = $1 AND status <> 'offboarded'")
+                .bind(organization_id)
+        }
+        Change::InsertAdminToken { id, token_hash, role, created_at } => {
+            run("INSERT INTO admin_tokens (token_hash, created_at, id, role) VALUES ($1, $2, $3, $4)")
+                .bind(&token_hash[..])
+                .bind(*created_at)
+                .bind(id)
+                .bind(role)
+        }
+        Change::RevokeInitialAccessToken { id } => {
+            run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
+        }
+        Change::ExpireClient { client_id, now } => run(
+            "UPDATE clients SET status = 'expired', expires_at = LEAST(COALESCE(expires_at, $2), $2) \
+             WHERE client_id = $1 AND status IN ('active', 'pending')",
+        )
+        .bind(client_id)
+        .bind(*now),
+        Change::RevokeClient { client_id } => run(
+            "UPDATE clients SET status = 'revoked' WHERE client_id = $1 AND status IN ('active', 'pending')",
+        )
+        .bind(client_id),
+        Change::RotateSecret {
+            client_id,
+            expected_secret_hash,
+            secret_hash,
+            secret_expires_at,
+            previous_expires_at,
+        } => run(
+            // Every right-hand side reads the row as it was before the
+            // update, so the previous secret is the one being replaced.
+            "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $5, \
+             secret_hash = $3, secret_expires_at = $4 WHERE client_id = $1 AND secret_hash = $2",
+        )
+        .bind(client_id)
+        .bind(&expected_secret_hash[..])
+        .bind(&secret_hash[..])
+        .bind(*secret_expires_at)
+        .bind(*previous_expires_at),
+        Change::RevokeAccessToken { jti, client_id, expires_at } => run(
+            "INSERT INTO revoked_access_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(*expires_at),
+        Change::DeleteClient { .. }
+        | Change::SetUserDisabled { .. }
+        | Change::RevokeConsent { .. }
+        | Change::RevokeGrant { .. } => return None,
+    })
+}
+
+/// Refuses an [`Issue`] whose parts name different grants: a caller's bug
+/// that would otherwise store tokens under a grant that never revokes them.
+fn check_issue(issue: &Issue) -> Result<()> {
+    let grant = issue.grant.as_ref().map(|g| g.id.as_str());
+    let token = issue.refresh_token.as_ref().map(|t| t.grant_id.as_str());
+    if grant.is_some_and(|id| id != issue.grant_id) || token.is_some_and(|id| id != issue.grant_id)
+    {
+        return Err(Error::Database(format!(
+            "issue for grant {:?} carries a grant or refresh token of another grant",
+            issue.grant_id
+        )));
+    }
+    Ok(())
+}
+
 impl Describe for PostgresStore {
     fn durability(&self) -> String {
         "PostgreSQL, synchronous_commit as configured on the server (default on: each acknowledged write is durable), \
@@ -361,88 +465,45 @@ impl Store for PostgresStore {
 
     async fn apply_change(&self, change: Change, audit: AuditEvent) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let run = |sql: &'static str| sqlx::query(sql);
-        let changed = match &change {
-            Change::ApproveClient { client_id, approval, until } => run(
-                "UPDATE clients SET status = 'active', approval = $2, approved_until = $3 \
-                 WHERE client_id = $1 AND status = 'pending'",
-            )
-            .bind(client_id)
-            .bind(approval)
-            .bind(*until),
-            Change::LapseApproval { client_id, now } => {
-                run("UPDATE clients SET status = 'pending' WHERE client_id = $1 AND status = 'active' AND approved_until < $2")
-                    .bind(client_id)
-                    .bind(*now)
+        let changed = match single_statement(&change) {
+            Some(query) => {
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                    == 1
             }
-            Change::RejectClient { client_id, approval } => run(
-                "UPDATE clients SET status = 'rejected', approval = $2 WHERE client_id = $1 AND status = 'pending'",
-            )
-            .bind(client_id)
-            .bind(approval),
-            Change::SetOrganizationStatus { organization_id, from, to } => {
-                run("UPDATE organizations SET status = $3 WHERE id = $1 AND status = $2")
-                    .bind(organization_id)
-                    .bind(from)
-                    .bind(to)
-            }
-            Change::OffboardOrganization { organization_id } => {
-                run("UPDATE organizations SET status = 'offboarded' WHERE id = $1 AND status <> 'offboarded'")
-                    .bind(organization_id)
-            }
-            Change::InsertAdminToken { id, token_hash, role, created_at } => {
-                run("INSERT INTO admin_tokens (token_hash, created_at, id, role) VALUES ($1, $2, $3, $4)")
-                    .bind(&token_hash[..])
-                    .bind(*created_at)
-                    .bind(id)
-                    .bind(role)
-            }
-            Change::RevokeInitialAccessToken { id } => {
-                run("UPDATE initial_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked").bind(id)
-            }
-            Change::ExpireClient { client_id, now } => run(
-                "UPDATE clients SET status = 'expired', expires_at = LEAST(COALESCE(expires_at, $2), $2) \
-                 WHERE client_id = $1 AND status IN ('active', 'pending')",
-            )
-            .bind(client_id)
-            .bind(*now),
-            Change::RevokeClient { client_id } => run(
-                "UPDATE clients SET status = 'revoked' WHERE client_id = $1 AND status IN ('active', 'pending')",
-            )
-            .bind(client_id),
-            Change::DeleteClient { client_id } => {
-                run("DELETE FROM clients WHERE client_id = $1").bind(client_id)
-            }
-            Change::RotateSecret {
-                client_id,
-                expected_secret_hash,
-                secret_hash,
-                secret_expires_at,
-                previous_expires_at,
-            } => run(
-                // Every right-hand side reads the row as it was before the
-                // update, so the previous secret is the one being replaced.
-                "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $5, \
-                 secret_hash = $3, secret_expires_at = $4 WHERE client_id = $1 AND secret_hash = $2",
-            )
-            .bind(client_id)
-            .bind(&expected_secret_hash[..])
-            .bind(&secret_hash[..])
-            .bind(*secret_expires_at)
-            .bind(*previous_expires_at),
-            Change::RevokeAccessToken { jti, client_id, expires_at } => run(
-                "INSERT INTO revoked_access_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(jti)
-            .bind(client_id)
-            .bind(*expires_at),
-        }
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
+            None => match &change {
+                Change::DeleteClient { client_id } => {
+                    let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                        == 1;
+                    if deleted {
+                        users::delete_client_data(&mut tx, client_id).await?;
+                    }
+                    deleted
+                }
+                Change::SetUserDisabled { user_id, disabled } => {
+                    users::set_user_disabled(&mut tx, user_id, *disabled).await?
+                }
+                Change::RevokeConsent { user_id, client_id } => {
+                    users::revoke_consent(&mut tx, user_id, client_id).await?
+                }
+                Change::RevokeGrant {
+                    grant_id,
+                    client_id,
+                    user_id,
+                    now,
+                } => users::revoke_grant(&mut tx, grant_id, client_id, user_id, *now).await?,
+                // `single_statement` builds the query of every other change.
+                _ => false,
+            },
+        };
         if !changed {
             return Ok(false);
         }
@@ -668,6 +729,7 @@ impl Store for PostgresStore {
         if deleted.rows_affected() != 1 {
             return Ok(false);
         }
+        users::delete_client_data(&mut tx, client_id).await?;
         append_audit_in(&mut tx, &audit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -878,6 +940,7 @@ impl Store for PostgresStore {
                 .map_err(db_err)?
                 .rows_affected();
         }
+        purged += users::purge_expired(&mut tx, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(purged)
     }
@@ -966,6 +1029,249 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn insert_user(&self, user: User, audit: AuditEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // A taken username stores nothing; a taken id is an error (ids are
+        // generated, so it is a bug, not a user's choice).
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, name, email, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(user.disabled)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if inserted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM users WHERE id = $1",
+            users::USER_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::user).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM users WHERE username = $1",
+            users::USER_COLUMNS
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::user).transpose()
+    }
+
+    async fn users(&self, limit: u32) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM users ORDER BY username LIMIT $1",
+            users::USER_COLUMNS
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(users::user).collect()
+    }
+
+    async fn insert_session(&self, session: Session) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.id_hash[..])
+        .bind(&session.user_id)
+        .bind(session.auth_time)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &TokenHash) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1",
+        )
+        .bind(&id_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::session).transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &TokenHash) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_interaction(&self, interaction: Interaction) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO interactions (id, browser_hash, client_id, request, user_id, auth_time, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&interaction.id)
+        .bind(&interaction.browser_hash[..])
+        .bind(&interaction.client_id)
+        .bind(interaction.request.to_string())
+        .bind(&interaction.user_id)
+        .bind(interaction.auth_time)
+        .bind(interaction.created_at)
+        .bind(interaction.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>> {
+        let row = sqlx::query(
+            "SELECT id, browser_hash, client_id, request, user_id, auth_time, created_at, expires_at \
+             FROM interactions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::interaction).transpose()
+    }
+
+    async fn set_interaction_user(&self, id: &str, user_id: &str, auth_time: i64) -> Result<bool> {
+        let updated =
+            sqlx::query("UPDATE interactions SET user_id = $2, auth_time = $3 WHERE id = $1")
+                .bind(id)
+                .bind(user_id)
+                .bind(auth_time)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn complete_interaction(
+        &self,
+        id: &str,
+        code: AuthorizationCode,
+        consent: Option<Consent>,
+        audit: Option<AuditEvent>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if !users::complete_interaction(&mut tx, id, &code, consent.as_ref()).await? {
+            return Ok(false);
+        }
+        if let Some(audit) = &audit {
+            append_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn finish_interaction(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM interactions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>> {
+        let row = sqlx::query(
+            "SELECT user_id, client_id, scope, resources, granted_at FROM consents \
+             WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::consent).transpose()
+    }
+
+    async fn consents(&self, user_id: &str) -> Result<Vec<Consent>> {
+        let rows = sqlx::query(
+            "SELECT user_id, client_id, scope, resources, granted_at FROM consents \
+             WHERE user_id = $1 ORDER BY client_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(users::consent).collect()
+    }
+
+    async fn take_code(&self, code_hash: &TokenHash) -> Result<Option<AuthorizationCode>> {
+        let row = sqlx::query(
+            "SELECT code_hash, grant_id, client_id, user_id, redirect_uri, scope, resources, code_challenge, \
+             nonce, auth_time, dpop_jkt, expires_at, used FROM authorization_codes WHERE code_hash = $1",
+        )
+        .bind(&code_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(mut code) = row.as_ref().map(users::code).transpose()? else {
+            return Ok(None);
+        };
+        if !code.used {
+            // Marked used only if it still is unused: of concurrent callers
+            // (on any replica) the row lock lets exactly one update it.
+            let taken = sqlx::query(
+                "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND NOT used",
+            )
+            .bind(&code_hash[..])
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+            code.used = taken.rows_affected() != 1;
+        }
+        Ok(Some(code))
+    }
+
+    async fn issue(&self, issue: Issue) -> Result<bool> {
+        check_issue(&issue)?;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if !users::issue(&mut tx, &issue).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn refresh_token(&self, token_hash: &TokenHash) -> Result<Option<(RefreshToken, Grant)>> {
+        let row = sqlx::query(
+            "SELECT t.token_hash, t.grant_id, t.client_id, t.issued_at, t.expires_at, t.used, \
+             g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, g.scope AS g_scope, \
+             g.resources AS g_resources, g.auth_time AS g_auth_time, g.created_at AS g_created_at, \
+             g.expires_at AS g_expires_at, g.revoked AS g_revoked, g.dpop_jkt AS g_dpop_jkt \
+             FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(users::refresh_token).transpose()
     }
 
     async fn close(&self) {

@@ -15,6 +15,7 @@
 
 mod migrations;
 mod rows;
+mod users;
 mod writer;
 
 use async_trait::async_trait;
@@ -115,6 +116,21 @@ impl SqliteStore {
         }
         result
     }
+}
+
+/// Refuses an [`Issue`] whose parts name different grants: a caller's bug
+/// that would otherwise store tokens under a grant that never revokes them.
+fn check_issue(issue: &Issue) -> Result<()> {
+    let grant = issue.grant.as_ref().map(|g| g.id.as_str());
+    let token = issue.refresh_token.as_ref().map(|t| t.grant_id.as_str());
+    if grant.is_some_and(|id| id != issue.grant_id) || token.is_some_and(|id| id != issue.grant_id)
+    {
+        return Err(Error::Database(format!(
+            "issue for grant {:?} carries a grant or refresh token of another grant",
+            issue.grant_id
+        )));
+    }
+    Ok(())
 }
 
 impl Describe for SqliteStore {
@@ -504,6 +520,180 @@ impl Store for SqliteStore {
                 })
             })?
             .collect()
+        })
+    }
+
+    async fn insert_user(&self, user: User, audit: AuditEvent) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::InsertUser(Box::new(user), audit))
+            .await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM users WHERE id = ?1",
+                users::USER_COLUMNS
+            ))?
+            .query_row([id], users::user)
+            .optional()
+        })
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM users WHERE username = ?1",
+                users::USER_COLUMNS
+            ))?
+            .query_row([username], users::user)
+            .optional()
+        })
+    }
+
+    async fn users(&self, limit: u32) -> Result<Vec<User>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM users ORDER BY username LIMIT ?1",
+                users::USER_COLUMNS
+            ))?
+            .query_map([limit], users::user)?
+            .collect()
+        })
+    }
+
+    async fn insert_session(&self, session: Session) -> Result<()> {
+        self.writer
+            .submit(WriteOp::InsertSession(session))
+            .await
+            .map(drop)
+    }
+
+    async fn session(&self, id_hash: &TokenHash) -> Result<Option<Session>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id_hash, user_id, auth_time, expires_at FROM sessions WHERE id_hash = ?1",
+            )?
+            .query_row([&id_hash[..]], users::session)
+            .optional()
+        })
+    }
+
+    async fn delete_session(&self, id_hash: &TokenHash) -> Result<()> {
+        self.writer
+            .submit(WriteOp::DeleteSession(*id_hash))
+            .await
+            .map(drop)
+    }
+
+    async fn insert_interaction(&self, interaction: Interaction) -> Result<()> {
+        self.writer
+            .submit(WriteOp::InsertInteraction(Box::new(interaction)))
+            .await
+            .map(drop)
+    }
+
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM interactions WHERE id = ?1",
+                users::INTERACTION_COLUMNS
+            ))?
+            .query_row([id], users::interaction)
+            .optional()
+        })
+    }
+
+    async fn set_interaction_user(&self, id: &str, user_id: &str, auth_time: i64) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::SetInteractionUser(
+                id.to_owned(),
+                user_id.to_owned(),
+                auth_time,
+            ))
+            .await
+    }
+
+    async fn complete_interaction(
+        &self,
+        id: &str,
+        code: AuthorizationCode,
+        consent: Option<Consent>,
+        audit: Option<AuditEvent>,
+    ) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::CompleteInteraction(Box::new(
+                writer::CompleteInteraction {
+                    id: id.to_owned(),
+                    code,
+                    consent,
+                    audit,
+                },
+            )))
+            .await
+    }
+
+    async fn finish_interaction(&self, id: &str) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::FinishInteraction(id.to_owned()))
+            .await
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM consents WHERE user_id = ?1 AND client_id = ?2",
+                users::CONSENT_COLUMNS
+            ))?
+            .query_row([user_id, client_id], users::consent)
+            .optional()
+        })
+    }
+
+    async fn consents(&self, user_id: &str) -> Result<Vec<Consent>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM consents WHERE user_id = ?1 ORDER BY client_id",
+                users::CONSENT_COLUMNS
+            ))?
+            .query_map([user_id], users::consent)?
+            .collect()
+        })
+    }
+
+    async fn take_code(&self, code_hash: &TokenHash) -> Result<Option<AuthorizationCode>> {
+        let found = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM authorization_codes WHERE code_hash = ?1",
+                users::CODE_COLUMNS
+            ))?
+            .query_row([&code_hash[..]], users::code)
+            .optional()
+        })?;
+        let Some(mut code) = found else {
+            return Ok(None);
+        };
+        if !code.used {
+            // The writer marks it used only if it still is unused, so of
+            // concurrent callers exactly one is told the code was fresh.
+            code.used = !self.writer.submit(WriteOp::TakeCode(*code_hash)).await?;
+        }
+        Ok(Some(code))
+    }
+
+    async fn issue(&self, issue: Issue) -> Result<bool> {
+        check_issue(&issue)?;
+        self.writer.submit(WriteOp::Issue(Box::new(issue))).await
+    }
+
+    async fn refresh_token(&self, token_hash: &TokenHash) -> Result<Option<(RefreshToken, Grant)>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = ?1",
+                users::REFRESH_TOKEN_COLUMNS
+            ))?
+            .query_row([&token_hash[..]], users::refresh_token)
+            .optional()
         })
     }
 

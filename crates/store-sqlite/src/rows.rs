@@ -8,7 +8,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::Row;
 
 /// A 32-byte hash column.
-struct Hash(TokenHash);
+pub(crate) struct Hash(pub(crate) TokenHash);
 
 impl FromSql for Hash {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {

@@ -10,14 +10,15 @@
 
 use charter_store::audit::{self, AuditEvent};
 use charter_store::{
-    Bootstrap, Change, ClientRecord, ClientUpdate, Error, InitialAccessToken, Organization, Result,
-    SigningKeyRecord, TokenHash,
+    AuthorizationCode, Bootstrap, Change, ClientRecord, ClientUpdate, Consent, Error,
+    InitialAccessToken, Interaction, Issue, Organization, Result, Session, SigningKeyRecord,
+    TokenHash, User,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db_err;
+use crate::{db_err, users};
 
 /// Most writes applied in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -37,6 +38,23 @@ pub(crate) enum WriteOp {
     TouchClients(Vec<(String, i64)>),
     UseAssertionJti(String, TokenHash, i64),
     PurgeExpired(i64),
+    InsertUser(Box<User>, AuditEvent),
+    InsertSession(Session),
+    DeleteSession(TokenHash),
+    InsertInteraction(Box<Interaction>),
+    SetInteractionUser(String, String, i64),
+    CompleteInteraction(Box<CompleteInteraction>),
+    FinishInteraction(String),
+    TakeCode(TokenHash),
+    Issue(Box<Issue>),
+}
+
+/// The arguments of `Store::complete_interaction`.
+pub(crate) struct CompleteInteraction {
+    pub(crate) id: String,
+    pub(crate) code: AuthorizationCode,
+    pub(crate) consent: Option<Consent>,
+    pub(crate) audit: Option<AuditEvent>,
 }
 
 impl WriteOp {
@@ -49,14 +67,23 @@ impl WriteOp {
             | WriteOp::UpdateClient(_, a)
             | WriteOp::DeleteClient(_, _, a)
             | WriteOp::AppendAudit(a)
+            | WriteOp::InsertUser(_, a)
             | WriteOp::Change(_, a) => Some(a),
+            WriteOp::CompleteInteraction(c) => c.audit.as_ref(),
             WriteOp::InsertOrganization(_)
             | WriteOp::EnsureSigningKeys(_)
             | WriteOp::InsertNextSigningKey(..)
             | WriteOp::DeleteSigningKey(_)
             | WriteOp::TouchClients(_)
             | WriteOp::UseAssertionJti(..)
-            | WriteOp::PurgeExpired(_) => None,
+            | WriteOp::PurgeExpired(_)
+            | WriteOp::InsertSession(_)
+            | WriteOp::DeleteSession(_)
+            | WriteOp::InsertInteraction(_)
+            | WriteOp::SetInteractionUser(..)
+            | WriteOp::FinishInteraction(_)
+            | WriteOp::TakeCode(_)
+            | WriteOp::Issue(_) => None,
         }
     }
 }
@@ -293,6 +320,8 @@ fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<u6
                 | WriteOp::InsertNextSigningKey(..)
                 | WriteOp::TouchClients(_)
                 | WriteOp::PurgeExpired(_)
+                | WriteOp::CompleteInteraction(_)
+                | WriteOp::Issue(_)
         );
     if !multi_statement {
         return apply_statements(conn, op).map_err(db_err);
@@ -309,13 +338,17 @@ fn apply_one(conn: &Connection, op: &WriteOp, head: &mut ChainHead) -> Result<u6
             }
             Ok(changed)
         });
-    let finish = if result.is_ok() {
+    // An operation that changed nothing is refused as a whole: whatever it
+    // wrote before it found its precondition unmet is undone too (`issue`
+    // stores the new grant before it finds the rotated token already used).
+    let keep = matches!(result, Ok(changed) if changed > 0);
+    let finish = if keep {
         "RELEASE op"
     } else {
         "ROLLBACK TO op; RELEASE op"
     };
     conn.execute_batch(finish).map_err(db_err)?;
-    if result.is_ok() {
+    if keep {
         *head = next_head;
     }
     result
@@ -445,6 +478,9 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<u64> {
                     "DELETE FROM clients WHERE client_id = ?1 AND registration_token_hash = ?2",
                 )?
                 .execute(params![client_id, &rat[..]])?;
+            if deleted == 1 {
+                users::delete_client_data(conn, client_id)?;
+            }
             count(deleted == 1)
         }
         WriteOp::EnsureSigningKeys(keys) => {
@@ -503,8 +539,21 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<u64> {
             let ids = conn
                 .prepare_cached("DELETE FROM used_assertion_ids WHERE expires_at < ?1")?
                 .execute([now])?;
-            (tokens + ids) as u64
+            (tokens + ids) as u64 + users::purge_expired(conn, *now)?
         }
+        WriteOp::InsertUser(u, _) => users::insert_user(conn, u)?,
+        WriteOp::InsertSession(s) => users::insert_session(conn, s)?,
+        WriteOp::DeleteSession(id_hash) => users::delete_session(conn, id_hash)?,
+        WriteOp::InsertInteraction(i) => users::insert_interaction(conn, i)?,
+        WriteOp::SetInteractionUser(id, user_id, auth_time) => {
+            users::set_interaction_user(conn, id, user_id, *auth_time)?
+        }
+        WriteOp::CompleteInteraction(c) => {
+            users::complete_interaction(conn, &c.id, &c.code, c.consent.as_ref())?
+        }
+        WriteOp::FinishInteraction(id) => users::finish_interaction(conn, id)?,
+        WriteOp::TakeCode(code_hash) => users::take_code(conn, code_hash)?,
+        WriteOp::Issue(issue) => users::issue(conn, issue)?,
     })
 }
 
@@ -551,9 +600,15 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         Change::RevokeClient { client_id } => conn
             .prepare_cached("UPDATE clients SET status = 'revoked' WHERE client_id = ?1 AND status IN ('active', 'pending')")?
             .execute([client_id])?,
-        Change::DeleteClient { client_id } => conn
-            .prepare_cached("DELETE FROM clients WHERE client_id = ?1")?
-            .execute([client_id])?,
+        Change::DeleteClient { client_id } => {
+            let deleted = conn
+                .prepare_cached("DELETE FROM clients WHERE client_id = ?1")?
+                .execute([client_id])?;
+            if deleted == 1 {
+                users::delete_client_data(conn, client_id)?;
+            }
+            deleted
+        }
         Change::RotateSecret { client_id, expected_secret_hash, secret_hash, secret_expires_at, previous_expires_at } => conn
             .prepare_cached(
                 "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = ?5, \
@@ -568,6 +623,15 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         Change::RevokeInitialAccessToken { id } => conn
             .prepare_cached("UPDATE initial_access_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0")?
             .execute([id])?,
+        Change::SetUserDisabled { user_id, disabled } => {
+            usize::from(users::set_user_disabled(conn, user_id, *disabled)?)
+        }
+        Change::RevokeConsent { user_id, client_id } => {
+            usize::from(users::revoke_consent(conn, user_id, client_id)?)
+        }
+        Change::RevokeGrant { grant_id, client_id, user_id, now } => {
+            usize::from(users::revoke_grant(conn, grant_id, client_id, user_id, *now)?)
+        }
     };
     Ok(changed == 1)
 }

@@ -4,6 +4,8 @@
 use crate::audit::AuditEvent;
 use crate::*;
 
+mod user_flows;
+
 fn ev(action: &str) -> AuditEvent {
     AuditEvent::new(1_700_000_000, "system", action, "done")
 }
@@ -71,6 +73,7 @@ pub async fn run(store: &dyn Store) {
     signing_keys(store).await;
     lifecycle_changes(store).await;
     point_of_use(store).await;
+    user_flows::user_flows(store).await;
     audit_chain(store).await;
 }
 

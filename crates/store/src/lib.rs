@@ -10,8 +10,13 @@ use async_trait::async_trait;
 
 pub mod audit;
 pub mod contract;
+pub mod users;
 
 pub use audit::{AuditEvent, AuditRecord};
+pub use users::{
+    AuthorizationCode, Consent, Grant, GrantAccessToken, Interaction, Issue, RefreshToken, Session,
+    User,
+};
 
 /// Seconds since the Unix epoch, the unit of every timestamp in the protocol.
 pub type UnixTime = i64;
@@ -73,7 +78,8 @@ pub enum Change {
     RevokeClient {
         client_id: String,
     },
-    /// The client is deleted whatever its credentials (administrator or reaper).
+    /// The client is deleted whatever its credentials (administrator or
+    /// reaper), with its consents, codes, grants and refresh tokens.
     DeleteClient {
         client_id: String,
     },
@@ -99,6 +105,28 @@ pub enum Change {
         token_hash: TokenHash,
         role: String,
         created_at: UnixTime,
+    },
+    /// An end user is disabled (their sessions end and every grant they
+    /// made is revoked, with its access tokens) or enabled again.
+    SetUserDisabled {
+        user_id: String,
+        disabled: bool,
+    },
+    /// A user's remembered consent for a client is withdrawn, and every
+    /// grant of that user to that client revoked with its access tokens.
+    RevokeConsent {
+        user_id: String,
+        client_id: String,
+    },
+    /// A grant is revoked: its refresh tokens stop working and its access
+    /// tokens are recorded as revoked. If the grant does not exist yet (a
+    /// replayed code racing its first redemption) a revoked grant is
+    /// recorded, so the first redemption cannot store it afterwards.
+    RevokeGrant {
+        grant_id: String,
+        client_id: String,
+        user_id: String,
+        now: UnixTime,
     },
 }
 
@@ -436,7 +464,9 @@ pub trait Store: Send + Sync + Describe + 'static {
     ) -> Result<bool>;
     /// Whether an access token (by `jti`) was revoked.
     async fn access_token_revoked(&self, jti: &str) -> Result<bool>;
-    /// Forgets revoked tokens and used assertion ids that expired before `now`.
+    /// Forgets revoked tokens and used assertion ids that expired before
+    /// `now`, and expired sessions, interactions, codes, refresh tokens,
+    /// grants and the access-token ids recorded for grants.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64>;
 
     /// Ids of active or pending clients whose registration ended at or before `now`.
@@ -450,6 +480,58 @@ pub trait Store: Send + Sync + Describe + 'static {
     async fn clients(&self, query: &ClientQuery) -> Result<Vec<ClientRecord>>;
     /// Client counts by organization, registration path and status.
     async fn client_counts(&self) -> Result<Vec<ClientCount>>;
+
+    /// Stores a new end user; returns false (storing nothing) if the
+    /// username is taken.
+    async fn insert_user(&self, user: User, audit: AuditEvent) -> Result<bool>;
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// Users ordered by username, at most `limit`.
+    async fn users(&self, limit: u32) -> Result<Vec<User>>;
+
+    async fn insert_session(&self, session: Session) -> Result<()>;
+    async fn session(&self, id_hash: &TokenHash) -> Result<Option<Session>>;
+    async fn delete_session(&self, id_hash: &TokenHash) -> Result<()>;
+
+    async fn insert_interaction(&self, interaction: Interaction) -> Result<()>;
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>>;
+    /// Records who signed in for a pending interaction; false if it is gone.
+    async fn set_interaction_user(
+        &self,
+        id: &str,
+        user_id: &str,
+        auth_time: UnixTime,
+    ) -> Result<bool>;
+    /// Ends the interaction `id` and stores `code` (and `consent`, replacing
+    /// the user's earlier consent for the client), in one transaction;
+    /// returns false, storing nothing, if the interaction was already
+    /// finished (a form submitted twice issues one code).
+    async fn complete_interaction(
+        &self,
+        id: &str,
+        code: AuthorizationCode,
+        consent: Option<Consent>,
+        audit: Option<AuditEvent>,
+    ) -> Result<bool>;
+    /// Ends the interaction `id` without a code (the user denied); false if
+    /// it was already finished.
+    async fn finish_interaction(&self, id: &str) -> Result<bool>;
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>>;
+    /// A user's consents, by client id.
+    async fn consents(&self, user_id: &str) -> Result<Vec<Consent>>;
+
+    /// Marks the code used and returns it as it was before: `used` true
+    /// means this is a replay. Atomic: of two concurrent calls exactly one
+    /// sees `used == false`.
+    async fn take_code(&self, code_hash: &TokenHash) -> Result<Option<AuthorizationCode>>;
+    /// Records the tokens of one issuance in one transaction (see [`Issue`]).
+    /// Returns false, storing nothing, if the new grant exists already (it
+    /// was revoked by a replayed code), the existing grant is revoked or
+    /// gone, or `rotated_from` was already used.
+    async fn issue(&self, issue: Issue) -> Result<bool>;
+    /// A refresh token and its grant.
+    async fn refresh_token(&self, token_hash: &TokenHash) -> Result<Option<(RefreshToken, Grant)>>;
 
     /// Flushes and closes connections.
     async fn close(&self);
