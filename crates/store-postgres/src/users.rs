@@ -241,6 +241,14 @@ pub(crate) async fn issue(tx: &mut PgConnection, issue: &Issue) -> Result<bool> 
             return Ok(false);
         }
     }
+    if let Some(jkt) = &issue.bind_dpop_jkt {
+        sqlx::query("UPDATE grants SET dpop_jkt = $2 WHERE id = $1 AND dpop_jkt IS NULL")
+            .bind(&issue.grant_id)
+            .bind(jkt)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
     if let Some(t) = &issue.refresh_token {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, issued_at, expires_at, used) \
@@ -429,7 +437,9 @@ pub(crate) async fn purge_expired(tx: &mut PgConnection, now: UnixTime) -> Resul
         "DELETE FROM refresh_tokens WHERE expires_at < $1 \
          OR grant_id IN (SELECT id FROM grants WHERE expires_at < $1)",
         "DELETE FROM grants WHERE expires_at < $1",
-        "DELETE FROM authorization_codes WHERE expires_at < $1",
+        // Used codes are kept a day past expiry, so a late replay still
+        // finds and revokes its grant (RFC 6749 §4.1.2).
+        "DELETE FROM authorization_codes WHERE expires_at < $1 - 86400",
         "DELETE FROM interactions WHERE expires_at < $1",
         "DELETE FROM sessions WHERE expires_at < $1",
     ] {

@@ -320,6 +320,10 @@ pub(crate) fn issue(conn: &Connection, issue: &Issue) -> rusqlite::Result<u64> {
             return Ok(0);
         }
     }
+    if let Some(jkt) = &issue.bind_dpop_jkt {
+        conn.prepare_cached("UPDATE grants SET dpop_jkt = ?2 WHERE id = ?1 AND dpop_jkt IS NULL")?
+            .execute(params![issue.grant_id, jkt])?;
+    }
     if let Some(t) = &issue.refresh_token {
         conn.prepare_cached(
             "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, issued_at, expires_at, used) \
@@ -473,7 +477,9 @@ pub(crate) fn purge_expired(conn: &Connection, now: UnixTime) -> rusqlite::Resul
         "DELETE FROM refresh_tokens WHERE expires_at < ?1 \
          OR grant_id IN (SELECT id FROM grants WHERE expires_at < ?1)",
         "DELETE FROM grants WHERE expires_at < ?1",
-        "DELETE FROM authorization_codes WHERE expires_at < ?1",
+        // Used codes are kept a day past expiry, so a late replay still
+        // finds and revokes its grant (RFC 6749 §4.1.2).
+        "DELETE FROM authorization_codes WHERE expires_at < ?1 - 86400",
         "DELETE FROM interactions WHERE expires_at < ?1",
         "DELETE FROM sessions WHERE expires_at < ?1",
     ] {

@@ -148,4 +148,7 @@ pub struct Issue {
     pub rotated_from: Option<TokenHash>,
     pub refresh_token: Option<RefreshToken>,
     pub access_token: GrantAccessToken,
+    /// Binds an existing grant that has no DPoP key yet to this one (a
+    /// public client that starts using DPoP at a refresh, RFC 9449 §5).
+    pub bind_dpop_jkt: Option<String>,
 }

@@ -105,6 +105,7 @@ fn redeem(grant: &Grant, refresh_byte: u8, jti: &str) -> Issue {
         rotated_from: None,
         refresh_token: Some(refresh(refresh_byte, grant)),
         access_token: access(jti),
+        bind_dpop_jkt: None,
     }
 }
 
@@ -116,6 +117,7 @@ fn rotate(grant: &Grant, from: u8, to: u8, jti: &str) -> Issue {
         rotated_from: Some(hash(from)),
         refresh_token: Some(refresh(to, grant)),
         access_token: access(jti),
+        bind_dpop_jkt: None,
     }
 }
 
@@ -144,6 +146,7 @@ pub(super) async fn user_flows(store: &dyn Store) {
     revocation(store).await;
     consent_and_user_revocation(store).await;
     client_deletion(store).await;
+    dpop_binding(store).await;
     purge(store).await;
     audited(store).await;
 }
@@ -740,6 +743,24 @@ async fn client_deletion(store: &dyn Store) {
     );
 }
 
+/// A grant without a DPoP key is bound at a refresh, once and for good.
+async fn dpop_binding(store: &dyn Store) {
+    let g = grant("g-bind", "uf-app", "u-alice");
+    assert!(store.issue(redeem(&g, 190, "at-b1")).await.unwrap());
+    let mut bound = rotate(&g, 190, 191, "at-b2");
+    bound.bind_dpop_jkt = Some("jkt-1".into());
+    assert!(store.issue(bound).await.unwrap());
+    let mut again = rotate(&g, 191, 192, "at-b3");
+    again.bind_dpop_jkt = Some("jkt-2".into());
+    assert!(store.issue(again).await.unwrap());
+    let (_, stored) = store.refresh_token(&hash(192)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.dpop_jkt.as_deref(),
+        Some("jkt-1"),
+        "a bound grant is never rebound"
+    );
+}
+
 async fn purge(store: &dyn Store) {
     // Clear everything stored so far, then count exactly.
     store.purge_expired(PURGED_BEFORE).await.unwrap();
@@ -800,12 +821,12 @@ async fn purge(store: &dyn Store) {
     assert!(store.issue(later).await.unwrap());
 
     assert_eq!(store.purge_expired(t).await.unwrap(), 0, "nothing before t");
-    // Session, interaction, code; grant g-p1 with its refresh and access
-    // token; g-p2's first refresh and access token.
-    assert_eq!(store.purge_expired(t + 1).await.unwrap(), 8);
+    // Session, interaction; grant g-p1 with its refresh and access token;
+    // g-p2's first refresh and access token. The code stays a day past its
+    // expiry so that a late replay still revokes its grant.
+    assert_eq!(store.purge_expired(t + 1).await.unwrap(), 7);
     assert!(store.session(&hash(180)).await.unwrap().is_none());
     assert!(store.interaction("i-p1").await.unwrap().is_none());
-    assert!(store.take_code(&hash(181)).await.unwrap().is_none());
     assert!(store.refresh_token(&hash(182)).await.unwrap().is_none());
     assert!(store.refresh_token(&hash(183)).await.unwrap().is_none());
     assert!(store.refresh_token(&hash(184)).await.unwrap().is_some());
@@ -816,8 +837,10 @@ async fn purge(store: &dyn Store) {
         .unwrap());
     assert!(store.access_token_revoked("at-p3").await.unwrap());
     assert!(!store.access_token_revoked("at-p2").await.unwrap());
-    // Last: the refresh and access token of g-p2 and its revoked copy, then the grant.
-    assert_eq!(store.purge_expired(t + 200_001).await.unwrap(), 3);
+    // Last: the code, the refresh and access token of g-p2 and its revoked
+    // copy, then the grant.
+    assert_eq!(store.purge_expired(t + 200_001).await.unwrap(), 4);
+    assert!(store.take_code(&hash(181)).await.unwrap().is_none());
     assert_eq!(store.purge_expired(t + 600_001).await.unwrap(), 1);
     assert!(
         store.user("u-alice").await.unwrap().is_some(),
