@@ -40,6 +40,26 @@ pub struct RawConfig {
     pub tokens: RawTokens,
     #[serde(default)]
     pub lifecycle: RawLifecycle,
+    #[serde(default)]
+    pub login: RawLogin,
+    #[serde(default)]
+    pub dpop: RawDpop,
+}
+
+/// End-user sign-in at the authorization endpoint.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    pub session_lifetime: Option<String>,
+    pub interaction_lifetime: Option<String>,
+}
+
+/// DPoP (RFC 9449) proofs.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDpop {
+    pub require_nonce: Option<bool>,
+    pub proof_max_age: Option<String>,
 }
 
 /// Access tokens and the keys that sign them.
@@ -50,6 +70,8 @@ pub struct RawTokens {
     pub signing_alg: Option<String>,
     pub key_rotation_interval: Option<String>,
     pub key_publish_ahead: Option<String>,
+    pub authorization_code_lifetime: Option<String>,
+    pub refresh_token_lifetime: Option<String>,
 }
 
 /// The client lifecycle: secret rotation overlap, last use, the reaper.
@@ -140,6 +162,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub tokens: TokensConfig,
     pub lifecycle: LifecycleConfig,
+    pub login: LoginConfig,
+    pub dpop: DpopConfig,
 }
 
 /// Validated token settings.
@@ -154,6 +178,48 @@ pub struct TokensConfig {
     /// How long a new key is published in the JWK Set before it signs, so
     /// that resource servers holding a cached JWK Set know it in time.
     pub key_publish_ahead: Duration,
+    /// How long an authorization code may be redeemed (RFC 6749 §4.1.2:
+    /// at most 10 minutes).
+    pub authorization_code_lifetime: Duration,
+    /// Lifetime of a grant's refresh tokens unless the client's profile
+    /// sets a shorter one; each rotation keeps the grant's absolute end.
+    pub refresh_token_lifetime: Duration,
+}
+
+/// Validated sign-in settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// How long a browser stays signed in.
+    pub session_lifetime: Duration,
+    /// How long a user has to sign in and consent to one request.
+    pub interaction_lifetime: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            session_lifetime: Duration::from_secs(8 * 3600),
+            interaction_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Validated DPoP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopConfig {
+    /// Whether proofs must carry a server nonce (RFC 9449 §8, §9).
+    pub require_nonce: bool,
+    /// How old a proof's `iat` may be.
+    pub proof_max_age: Duration,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            require_nonce: true,
+            proof_max_age: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for TokensConfig {
@@ -163,6 +229,8 @@ impl Default for TokensConfig {
             signing_alg: "ES256",
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_ahead: Duration::from_secs(3600),
+            authorization_code_lifetime: Duration::from_secs(60),
+            refresh_token_lifetime: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -555,6 +623,8 @@ impl RawConfig {
 
         let tokens = self.tokens.validate(&mut problems);
         let lifecycle = self.lifecycle.validate(&mut problems);
+        let login = self.login.validate(&mut problems);
+        let dpop = self.dpop.validate(&mut problems);
 
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
@@ -562,6 +632,8 @@ impl RawConfig {
         Ok(Config {
             tokens,
             lifecycle,
+            login,
+            dpop,
             server: ServerConfig {
                 listen,
                 issuer,
@@ -685,6 +757,20 @@ impl RawTokens {
             signing_alg,
             key_rotation_interval,
             key_publish_ahead,
+            authorization_code_lifetime: duration_key(
+                problems,
+                "tokens.authorization_code_lifetime",
+                self.authorization_code_lifetime.as_deref(),
+                defaults.authorization_code_lifetime,
+                (secs(5), secs(600)),
+            ),
+            refresh_token_lifetime: duration_key(
+                problems,
+                "tokens.refresh_token_lifetime",
+                self.refresh_token_lifetime.as_deref(),
+                defaults.refresh_token_lifetime,
+                (secs(60), secs(366 * DAY)),
+            ),
         }
     }
 }
@@ -725,6 +811,46 @@ impl RawLifecycle {
                 self.last_used_flush_interval.as_deref(),
                 defaults.last_used_flush_interval,
                 (secs(1), secs(3600)),
+            ),
+        }
+    }
+}
+
+impl RawLogin {
+    fn validate(self, problems: &mut Vec<String>) -> LoginConfig {
+        let defaults = LoginConfig::default();
+        let secs = Duration::from_secs;
+        LoginConfig {
+            session_lifetime: duration_key(
+                problems,
+                "login.session_lifetime",
+                self.session_lifetime.as_deref(),
+                defaults.session_lifetime,
+                (secs(60), secs(30 * DAY)),
+            ),
+            interaction_lifetime: duration_key(
+                problems,
+                "login.interaction_lifetime",
+                self.interaction_lifetime.as_deref(),
+                defaults.interaction_lifetime,
+                (secs(60), secs(3600)),
+            ),
+        }
+    }
+}
+
+impl RawDpop {
+    fn validate(self, problems: &mut Vec<String>) -> DpopConfig {
+        let defaults = DpopConfig::default();
+        let secs = Duration::from_secs;
+        DpopConfig {
+            require_nonce: self.require_nonce.unwrap_or(defaults.require_nonce),
+            proof_max_age: duration_key(
+                problems,
+                "dpop.proof_max_age",
+                self.proof_max_age.as_deref(),
+                defaults.proof_max_age,
+                (secs(5), secs(300)),
             ),
         }
     }

@@ -72,6 +72,11 @@ pub struct Profile {
     /// Audiences whose tokens a client under this profile may introspect
     /// (besides its own).
     pub introspection_audiences: Vec<RedirectPattern>,
+    /// The longest a grant's refresh tokens live under this profile;
+    /// `None`: the server's `tokens.refresh_token_lifetime`.
+    pub refresh_token_lifetime: Option<Duration>,
+    /// Every access token must be DPoP-bound (RFC 9449 §5).
+    pub require_dpop: bool,
 }
 
 impl Profile {
@@ -109,6 +114,8 @@ impl Policy {
             resources: Vec::new(),
             default_resource: None,
             introspection_audiences: Vec::new(),
+            refresh_token_lifetime: None,
+            require_dpop: false,
         };
         Self {
             version: "builtin".into(),

@@ -57,6 +57,12 @@ pub struct RawProfile {
     /// Audiences whose tokens clients under this profile (resource servers)
     /// may introspect, beyond their own tokens.
     pub introspection_audiences: Option<Vec<String>>,
+    /// The most a grant's refresh tokens may live (shorter than the
+    /// server's `tokens.refresh_token_lifetime` only).
+    pub refresh_token_lifetime: Option<String>,
+    /// Whether every access token must be DPoP-bound (RFC 9449): token
+    /// requests without a proof are refused.
+    pub require_dpop: Option<bool>,
 }
 
 /// Reads and validates a policy file whose top level is the policy table.
@@ -205,6 +211,9 @@ impl RawProfile {
             },
         };
         let client_lifetime = lifetime("client_lifetime", self.client_lifetime, defaults.0);
+        let refresh_token_lifetime = self
+            .refresh_token_lifetime
+            .map(|text| lifetime("refresh_token_lifetime", Some(text), Duration::ZERO));
         // An unset secret lifetime follows the default, but never beyond the client's.
         let secret_lifetime = lifetime(
             "secret_lifetime",
@@ -282,6 +291,8 @@ impl RawProfile {
             resources,
             default_resource: self.default_resource,
             introspection_audiences,
+            refresh_token_lifetime,
+            require_dpop: self.require_dpop.unwrap_or(false),
         })
     }
 }

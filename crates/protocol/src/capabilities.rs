@@ -9,9 +9,29 @@ pub const GRANT_TYPES: [GrantType; 3] = [
     GrantType::RefreshToken,
 ];
 
-/// Grant types the token endpoint serves now (registration accepts the
-/// browser grants ahead of the authorization endpoint).
-pub const TOKEN_GRANT_TYPES: [GrantType; 1] = [GrantType::ClientCredentials];
+/// Grant types the token endpoint serves.
+pub const TOKEN_GRANT_TYPES: [GrantType; 3] = GRANT_TYPES;
+
+/// RFC 7636: the only PKCE method accepted (RFC 9700 §2.1.1).
+pub const CODE_CHALLENGE_METHODS: [&str; 1] = ["S256"];
+
+/// Scopes with a meaning to this server (OIDC Core §5.4); clients may
+/// register others for their resource servers.
+pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// Claims the userinfo endpoint and ID tokens can return.
+pub const CLAIMS: [&str; 10] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "preferred_username",
+    "name",
+    "email",
+];
 
 /// Methods of clients that hold credentials.
 pub const CONFIDENTIAL_AUTH_METHODS: [AuthMethod; 3] = [

@@ -22,6 +22,18 @@ pub enum ErrorCode {
     InvalidTarget,
     /// RFC 7009 §2.2.1.
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1 (authorization error responses).
+    UnsupportedResponseType,
+    AccessDenied,
+    /// OpenID Connect Core §3.1.2.6.
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    /// RFC 9449 §5, §8.
+    InvalidDpopProof,
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -40,6 +52,15 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct ClientMetadata {
     pub default_max_age: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiate_login_uri: Option<String>,
+    /// RFC 9449 §5.2: every access token of this client is DPoP-bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
     /// Language-tagged human-readable members, keyed as sent
     /// (`client_name#ja-Jpan-JP`; RFC 7591 §2.2), kept verbatim.
     #[serde(flatten)]

@@ -73,10 +73,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "mutual-TLS bound tokens are not supported",
     ),
     (
-        "dpop_bound_access_tokens",
-        "DPoP-bound access tokens are not supported yet",
-    ),
-    (
         "require_pushed_authorization_requests",
         "pushed authorization requests are not supported",
     ),
@@ -387,6 +383,16 @@ impl Validator {
                 None
             }
         };
+        // RFC 9449 §5.2: a client that always uses DPoP says so, and its
+        // token requests without a proof are refused.
+        let dpop_bound_access_tokens = match present(body, "dpop_bound_access_tokens") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.bad("dpop_bound_access_tokens", "must be a boolean");
+                None
+            }
+        };
         let default_max_age = match present(body, "default_max_age") {
             None => None,
             Some(v) => v.as_u64().or_else(|| {
@@ -425,6 +431,7 @@ impl Validator {
             require_auth_time: require_auth_time.or(oidc.then_some(false)),
             default_max_age,
             initiate_login_uri: self.https_uri(body, "initiate_login_uri", false),
+            dpop_bound_access_tokens,
             localized,
         };
         self.finish(metadata)

@@ -375,9 +375,14 @@ fn oidc_members() {
     ok(code(
         json!({"tls_client_certificate_bound_access_tokens": false}),
     ));
+    // RFC 9449 §5.2: accepted, stored and echoed; it must be a boolean.
+    assert_eq!(
+        ok(code(json!({"dpop_bound_access_tokens": true}))).dpop_bound_access_tokens,
+        Some(true)
+    );
     check(
-        code(json!({"dpop_bound_access_tokens": true})),
-        Err((META, "DPoP")),
+        code(json!({"dpop_bound_access_tokens": "yes"})),
+        Err((META, "boolean")),
     );
     check(
         code(json!({"post_logout_redirect_uris": ["https://c.example/bye"]})),
