@@ -1,5 +1,5 @@
-//! `charter org|iat|client|admin-token …`: the admin API from the command
-//! line. Each command is one HTTP call to `/admin/v1/…`; `--json` prints the
+//! `charter org|iat|client|admin-token|user …`: the admin API from the
+//! command line. Each command is one HTTP call to `/admin/v1/…`; `--json` prints the
 //! server's answer as is, otherwise a table for people.
 
 use clap::{Args, Subcommand};
@@ -142,9 +142,44 @@ pub enum AdminTokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an end user; the password is read from standard input.
+    ///
+    /// The password is the first line of standard input, never an argument
+    /// (arguments end up in shell history and process listings):
+    /// `charter user create --username alice < file`. On a terminal it is
+    /// prompted for without echo.
+    Create {
+        /// 1 to 64 characters of A-Z, a-z, 0-9 and . _ @ - (stored in lower case).
+        #[arg(long)]
+        username: String,
+        /// The name to show, e.g. "Alice Smith".
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List users by username.
+    List {
+        /// At most this many (default 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Disable a user: no sign-in, sessions end, their grants are revoked.
+    Disable { id: String },
+    /// Enable a disabled user again.
+    Enable { id: String },
+    /// A user's remembered consents, by client.
+    Consents { id: String },
+    /// Revoke a user's consent for a client and every grant it backs.
+    RevokeConsent { id: String, client_id: String },
+}
+
 pub enum Request {
     Get(String),
     Post(String, Value),
+    Delete(String),
 }
 
 pub fn org_request(command: OrgCommand) -> Request {
@@ -268,6 +303,118 @@ pub fn admin_token_request(command: AdminTokenCommand) -> Request {
     }
 }
 
+/// The request for a `user` command; `create` reads the password first.
+pub fn user_request(command: UserCommand) -> Result<Request, String> {
+    Ok(match command {
+        UserCommand::Create {
+            username,
+            name,
+            email,
+        } => {
+            let password = read_password(&username)?;
+            let mut body = json!({"username": username, "password": password});
+            if let Some(name) = name {
+                body["name"] = json!(name);
+            }
+            if let Some(email) = email {
+                body["email"] = json!(email);
+            }
+            Request::Post("/admin/v1/users".into(), body)
+        }
+        UserCommand::List { limit } => Request::Get(match limit {
+            Some(limit) => format!("/admin/v1/users?limit={limit}"),
+            None => "/admin/v1/users".into(),
+        }),
+        UserCommand::Disable { id } => Request::Post(
+            format!("/admin/v1/users/{}/disable", segment(&id)),
+            json!({}),
+        ),
+        UserCommand::Enable { id } => Request::Post(
+            format!("/admin/v1/users/{}/enable", segment(&id)),
+            json!({}),
+        ),
+        UserCommand::Consents { id } => {
+            Request::Get(format!("/admin/v1/users/{}/consents", segment(&id)))
+        }
+        UserCommand::RevokeConsent { id, client_id } => Request::Delete(format!(
+            "/admin/v1/users/{}/consents/{}",
+            segment(&id),
+            segment(&client_id)
+        )),
+    })
+}
+
+/// A path segment, percent-encoded: client ids may be URLs (CIMD).
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// The password for `user create`: the first line of standard input
+/// without its line ending. On a terminal it is prompted for on standard
+/// error, with echo off where `stty` can turn it off.
+fn read_password(username: &str) -> Result<String, String> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return first_line(stdin.lock());
+    }
+    eprint!("Password for {username}: ");
+    let echo_off = NoEcho::new();
+    let password = first_line(stdin.lock());
+    drop(echo_off);
+    eprintln!();
+    password
+}
+
+/// The first line of `input` (at most 4 KiB), without `\n` or `\r\n`;
+/// every other character, spaces included, belongs to the password.
+fn first_line(input: impl std::io::BufRead) -> Result<String, String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    input
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(
+            "no password: give it as the first line of standard input (never as an argument)"
+                .into(),
+        );
+    }
+    Ok(line.to_owned())
+}
+
+/// Terminal echo turned off until dropped (Unix `stty`; where it is
+/// missing, the password is echoed as typed).
+struct NoEcho(bool);
+
+impl NoEcho {
+    fn new() -> Self {
+        NoEcho(stty("-echo"))
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if self.0 {
+            stty("echo");
+        }
+    }
+}
+
+fn stty(setting: &str) -> bool {
+    std::process::Command::new("stty")
+        .arg(setting)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Sends `request`, prints the answer, and exits 0 on success, 1 on a
 /// refusal, 2 when the server cannot be reached or no token is found.
 pub async fn call(connection: Connection, request: Request) -> ExitCode {
@@ -288,6 +435,7 @@ pub async fn call(connection: Connection, request: Request) -> ExitCode {
     let builder = match &request {
         Request::Get(path) => client.get(format!("{base}{path}")),
         Request::Post(path, body) => client.post(format!("{base}{path}")).json(body),
+        Request::Delete(path) => client.delete(format!("{base}{path}")),
     };
     let response = match builder.bearer_auth(token).send().await {
         Ok(response) => response,
@@ -328,6 +476,8 @@ fn print_table(body: &Value) {
         "initial_access_tokens",
         "clients",
         "counts",
+        "users",
+        "consents",
     ]
     .iter()
     .find_map(|k| body.get(*k).and_then(Value::as_array));
@@ -379,5 +529,23 @@ fn print_table(body: &Value) {
     );
     for row in rows {
         println!("{}", line(columns.iter().map(|c| cell(row, c)).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn the_password_is_the_first_line_without_its_ending() {
+        let read = |input: &str| first_line(input.as_bytes());
+        assert_eq!(read("correct horse\n").unwrap(), "correct horse");
+        assert_eq!(
+            read("correct horse\r\nsecond line\n").unwrap(),
+            "correct horse"
+        );
+        assert_eq!(read(" spaces count ").unwrap(), " spaces count ");
+        assert!(read("").unwrap_err().contains("standard input"));
+        assert!(read("\n").is_err());
     }
 }

@@ -220,15 +220,30 @@ pub async fn start_with_store(
     )
     .with_lifecycle(config.lifecycle.clone());
     let usage = Arc::new(UsageRecorder::default());
+    // One directory for the whole server: the admin API and sign-in share
+    // its limit on concurrent password hashing.
+    let users = Arc::new(charter_service::LocalUsers::new(store.clone()));
+    let directory: Arc<dyn charter_service::UserDirectory> = users.clone();
     let tokens = TokenService::new(
         store.clone(),
         hasher.clone(),
         issuer.clone(),
-        policy,
+        policy.clone(),
         keys.clone(),
         config.tokens.clone(),
         config.lifecycle.clone(),
         usage.clone(),
+        directory.clone(),
+        config.dpop.clone(),
+    );
+    let authorizer = charter_service::Authorizer::new(
+        store.clone(),
+        hasher.clone(),
+        issuer.clone(),
+        policy,
+        directory,
+        config.tokens.clone(),
+        config.login.clone(),
     );
     registrar.ensure_quarantine_organization().await?;
     let anonymous_per_minute = config
@@ -241,6 +256,8 @@ pub async fn start_with_store(
         tokens,
         keys,
         usage: usage.clone(),
+        users: users.clone(),
+        authorizer,
         store: store.clone(),
         issuer: issuer.clone(),
         limits: config.limits,

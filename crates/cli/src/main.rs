@@ -69,6 +69,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::AdminTokenCommand,
     },
+    /// End users of the built-in directory and their consents (admin API).
+    User {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::UserCommand,
+    },
 }
 
 fn block_on<F: std::future::Future<Output = ExitCode>>(future: F) -> ExitCode {
@@ -353,6 +360,16 @@ fn main() -> ExitCode {
             connection,
             admin_cli::admin_token_request(command),
         )),
+        Command::User {
+            connection,
+            command,
+        } => match admin_cli::user_request(command) {
+            Ok(request) => block_on(admin_cli::call(connection, request)),
+            Err(e) => {
+                eprintln!("charter: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::CheckConfig { file } => match RawConfig::load(&file).and_then(RawConfig::validate)
         {
             Ok(_) => {

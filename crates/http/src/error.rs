@@ -63,6 +63,7 @@ impl IntoResponse for Rejection {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut nonce: Option<&str> = None;
         let (status, code, description, challenge) = match &self.0 {
             Error::Protocol(e) => (
                 StatusCode::BAD_REQUEST,
@@ -106,6 +107,39 @@ impl IntoResponse for ApiError {
                 why.clone(),
                 Some("Bearer error=\"insufficient_scope\"".to_owned()),
             ),
+            Error::DpopNonce {
+                description,
+                nonce: fresh,
+            } => {
+                nonce = Some(fresh);
+                (
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::UseDpopNonce.as_str(),
+                    description.clone(),
+                    None,
+                )
+            }
+            Error::ResourceDpop {
+                code,
+                description,
+                nonce: fresh,
+            } => {
+                nonce = fresh.as_deref();
+                (
+                    StatusCode::UNAUTHORIZED,
+                    code.as_str(),
+                    description.clone(),
+                    // RFC 9449 §7.1: the DPoP scheme's challenge names the
+                    // error and the algorithms accepted.
+                    Some(format!(
+                        "DPoP error=\"{}\", algs=\"{}\"",
+                        code.as_str(),
+                        charter_service::DPOP_SIGNING_ALGS.join(" ")
+                    )),
+                )
+            }
+            Error::NotFound(why) => (StatusCode::NOT_FOUND, "not_found", why.clone(), None),
+            Error::Conflict(why) => (StatusCode::CONFLICT, "conflict", why.clone(), None),
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (
@@ -124,6 +158,9 @@ impl IntoResponse for ApiError {
             Json(json!({"error": code, "error_description": description})),
         )
             .into_response();
+        if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+            response.headers_mut().insert("dpop-nonce", nonce);
+        }
         if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response
                 .headers_mut()

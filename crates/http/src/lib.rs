@@ -5,16 +5,19 @@
 //! This is the only crate that knows status codes and headers.
 
 mod admin;
+mod authorize;
 mod discovery;
 mod error;
 mod extract;
 mod handlers;
 mod limits;
 mod openapi;
+mod pages;
 mod token;
+mod users;
 
 use axum::http::{header, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use charter_config::Issuer;
 use charter_service::{KeyRing, Registrar, TokenService};
@@ -36,6 +39,10 @@ pub struct AppState {
     pub tokens: TokenService,
     pub keys: Arc<KeyRing>,
     pub usage: Arc<charter_service::UsageRecorder>,
+    /// The built-in end-user directory (admin API; the sign-in flow sees
+    /// it as a `charter_service::UserDirectory`).
+    pub users: Arc<charter_service::LocalUsers>,
+    pub authorizer: charter_service::Authorizer,
     pub store: Arc<dyn charter_store::Store>,
     pub issuer: Issuer,
     /// Pre-rendered JSON documents: discovery never changes while running.
@@ -51,6 +58,8 @@ pub struct Parts {
     pub tokens: TokenService,
     pub keys: Arc<KeyRing>,
     pub usage: Arc<charter_service::UsageRecorder>,
+    pub users: Arc<charter_service::LocalUsers>,
+    pub authorizer: charter_service::Authorizer,
     pub store: Arc<dyn charter_store::Store>,
     pub issuer: Issuer,
     pub limits: charter_config::LimitsConfig,
@@ -69,6 +78,8 @@ impl AppState {
             tokens: parts.tokens,
             keys: parts.keys,
             usage: parts.usage,
+            users: parts.users,
+            authorizer: parts.authorizer,
             store: parts.store,
             issuer,
         }
@@ -122,8 +133,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE]);
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("dpop"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("dpop-nonce"),
+        ]);
 
     let public = Router::new()
         .route(
@@ -145,7 +163,19 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(handlers::update_client)
                 .delete(handlers::delete_client),
         )
-        .layer(cors.clone());
+        .route(
+            "/userinfo",
+            get(authorize::userinfo).post(authorize::userinfo),
+        )
+        .layer(cors.clone())
+        // The authorization endpoint and its forms are for browsers at the
+        // top level only: no CORS (checklist DISC-16).
+        .route(
+            "/authorize",
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route("/authorize/login", post(authorize::login))
+        .route("/authorize/consent", post(authorize::consent));
     let admin = Router::new()
         .route(
             "/admin/v1/organizations",
@@ -168,6 +198,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::client_action),
         )
         .route("/admin/v1/admin-tokens", post(admin::issue_admin_token))
+        .route(
+            "/admin/v1/users",
+            get(users::list_users).post(users::create_user),
+        )
+        .route("/admin/v1/users/{id}/disable", post(users::disable_user))
+        .route("/admin/v1/users/{id}/enable", post(users::enable_user))
+        .route("/admin/v1/users/{id}/consents", get(users::list_consents))
+        .route(
+            "/admin/v1/users/{id}/consents/{client_id}",
+            delete(users::revoke_consent),
+        )
         .route("/admin/v1/lifecycle/sweep", post(admin::sweep))
         .route("/admin/v1/reports/clients", get(admin::client_report))
         .route("/admin/v1/reports/counts", get(admin::client_counts))

@@ -73,6 +73,42 @@ pub const ADMIN_ROUTES: &[(&str, &str, &str, &str)] = &[
         "Issue an admin token with a role ({role}); shown once",
     ),
     (
+        "get",
+        "/admin/v1/users",
+        "read_only",
+        "List end users of the built-in directory by username (?limit=); never their password hashes",
+    ),
+    (
+        "post",
+        "/admin/v1/users",
+        "admin",
+        "Create an end user ({username, password, name, email}); username 1-64 of A-Za-z0-9._@- (stored lower case), password 12-256 characters; 409 if the username is taken",
+    ),
+    (
+        "post",
+        "/admin/v1/users/{id}/disable",
+        "admin",
+        "Disable an end user: no sign-in, sessions end, grants and their tokens revoked",
+    ),
+    (
+        "post",
+        "/admin/v1/users/{id}/enable",
+        "admin",
+        "Enable a disabled end user again",
+    ),
+    (
+        "get",
+        "/admin/v1/users/{id}/consents",
+        "read_only",
+        "An end user's remembered consents, by client",
+    ),
+    (
+        "delete",
+        "/admin/v1/users/{id}/consents/{client_id}",
+        "admin",
+        "Revoke an end user's consent for a client and every grant it backs, with their tokens; 204, or 404 if there is none",
+    ),
+    (
         "post",
         "/admin/v1/policy/check",
         "read_only",
@@ -117,6 +153,15 @@ pub fn document(issuer: &str) -> Value {
         if *method == "post" {
             operation["requestBody"] =
                 json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        if *method == "delete" {
+            operation["responses"]["204"] = json!({"description": "Done"});
+        }
+        if path.starts_with("/admin/v1/users/") {
+            operation["responses"]["404"] = json!({"$ref": "#/components/responses/Error"});
+        }
+        if (*method, *path) == ("post", "/admin/v1/users") {
+            operation["responses"]["409"] = json!({"$ref": "#/components/responses/Error"});
         }
         paths
             .entry(path.to_string())

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use charter_protocol::{Error as ProtocolError, ErrorCode};
-use charter_service::{ClientCredentials, Error, UsableClient};
+use charter_service::{ClientCredentials, Error, ProofSite, UsableClient};
 use http_body_util::{BodyExt, Limited};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -182,7 +182,7 @@ async fn authenticate(
 }
 
 /// The peer address, for rate limiting failed authentications.
-pub struct Peer(Option<std::net::IpAddr>);
+pub struct Peer(pub(crate) Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
@@ -200,32 +200,93 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// Every `DPoP` header value (RFC 9449 §4.1); more than one is refused by
+/// the service.
+pub(crate) fn dpop_headers(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// RFC 6749 §3.2: the token endpoint.
 pub async fn token(
     State(state): State<Arc<AppState>>,
     Peer(source): Peer,
+    Context(context): Context,
     headers: HeaderMap,
     mut form: Form,
 ) -> Result<Response, Response> {
-    let grant_type = form
-        .require("grant_type")
-        .map_err(|e| ApiError(e).into_response())?
-        .to_owned();
+    let fail = |e: Error| ApiError(e).into_response();
+    let grant_type = form.require("grant_type").map_err(fail)?.to_owned();
+    if !matches!(
+        grant_type.as_str(),
+        "client_credentials" | "authorization_code" | "refresh_token"
+    ) {
+        return Err(fail(
+            ProtocolError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type: {grant_type:?} is not supported; use authorization_code, refresh_token or client_credentials"),
+            )
+            .into(),
+        ));
+    }
     let client = authenticate(&state, source, &headers, &mut form, None).await?;
+    let proofs = dpop_headers(&headers);
+    let dpop = state
+        .tokens
+        .dpop_proof(
+            &proofs,
+            "POST",
+            &state.issuer.endpoint("/token"),
+            None,
+            ProofSite::TokenEndpoint,
+        )
+        .await
+        .map_err(fail)?;
+    let tokens = &state.tokens;
     let body = match grant_type.as_str() {
         "client_credentials" => {
-            state
-                .tokens
-                .client_credentials(&client, form.get("scope"), &form.resources)
+            tokens.client_credentials(&client, form.get("scope"), &form.resources, dpop.as_ref())
         }
-        other => Err(ProtocolError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("grant_type: {other:?} is not supported here; use client_credentials"),
-        )
-        .into()),
+        "authorization_code" => {
+            tokens
+                .authorization_code(
+                    &client,
+                    form.get("code"),
+                    form.get("redirect_uri"),
+                    form.get("code_verifier"),
+                    &form.resources,
+                    dpop.as_ref(),
+                    &context,
+                )
+                .await
+        }
+        _ => {
+            tokens
+                .refresh(
+                    &client,
+                    form.get("refresh_token"),
+                    form.get("scope"),
+                    &form.resources,
+                    dpop.as_ref(),
+                    &context,
+                )
+                .await
+        }
     }
-    .map_err(|e| ApiError(e).into_response())?;
-    Ok((no_store_headers(), Json(body)).into_response())
+    .map_err(fail)?;
+    let mut response = (no_store_headers(), Json(body)).into_response();
+    // RFC 9449 §8.2: the next nonce travels with every DPoP answer.
+    if dpop.is_some() && tokens.dpop_config().require_nonce {
+        if let Ok(nonce) =
+            axum::http::HeaderValue::from_str(&tokens.dpop_nonce(charter_service::now()))
+        {
+            response.headers_mut().insert("dpop-nonce", nonce);
+        }
+    }
+    Ok(response)
 }
 
 /// RFC 7662 §2: introspection by an authenticated client.

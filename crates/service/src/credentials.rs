@@ -23,6 +23,19 @@ pub enum Credential {
     RegistrationAccessToken,
     InitialAccessToken,
     AdminToken,
+    /// RFC 6749 §4.1.2.
+    AuthorizationCode,
+    /// RFC 6749 §1.5.
+    RefreshToken,
+    /// A signed-in browser's session cookie.
+    Session,
+    /// The cookie that binds a pending authorization request to a browser.
+    Browser,
+    /// Not issued: the domain of the anti-CSRF tokens of the login and
+    /// consent forms, derived from the interaction and the browser cookie.
+    FormToken,
+    /// Not issued: the domain of DPoP server nonces (RFC 9449 §8).
+    DpopNonce,
 }
 
 impl Credential {
@@ -32,6 +45,12 @@ impl Credential {
             Credential::RegistrationAccessToken => "chr_",
             Credential::InitialAccessToken => "chi_",
             Credential::AdminToken => "cha_",
+            Credential::AuthorizationCode => "chc_",
+            Credential::RefreshToken => "chrt_",
+            Credential::Session => "chss_",
+            Credential::Browser => "chb_",
+            Credential::FormToken => "chft_",
+            Credential::DpopNonce => "chdn_",
         }
     }
 }

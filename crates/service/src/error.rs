@@ -27,6 +27,26 @@ pub enum Error {
     /// Authenticated, but not allowed to do this (RFC 6750 §3.1 `insufficient_scope`).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The token endpoint wants a DPoP proof carrying this server nonce
+    /// (RFC 9449 §8: `use_dpop_nonce` with a `DPoP-Nonce` header).
+    #[error("DPoP nonce required: {description}")]
+    DpopNonce { description: String, nonce: String },
+    /// At a protected resource (userinfo), a DPoP-bound token came without a
+    /// valid proof, or a proof lacks the current nonce (RFC 9449 §7.1, §9):
+    /// 401 with a `DPoP` challenge.
+    #[error("DPoP at resource: {description}")]
+    ResourceDpop {
+        code: charter_protocol::ErrorCode,
+        description: String,
+        nonce: Option<String>,
+    },
+    /// The thing addressed does not exist (an admin API path naming an
+    /// unknown user or consent); the description names it.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request clashes with what exists (a username that is taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A failure the caller cannot fix; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -285,6 +285,7 @@ mod tests {
             signing_alg: "ES256",
             key_rotation_interval: Duration::from_secs(10_000),
             key_publish_ahead: Duration::from_secs(1_000),
+            ..TokensConfig::default()
         }
     }
 

@@ -7,9 +7,11 @@
 //! decides what a request means, and `store` keeps the result.
 
 pub mod audit;
+mod authorize;
 mod bootstrap;
 pub mod credentials;
 mod error;
+mod grants;
 mod keys;
 mod lifecycle;
 mod policy_check;
@@ -17,11 +19,18 @@ mod registration;
 pub mod reports;
 mod token;
 mod usage;
+mod users;
 mod verified;
 
+pub use authorize::{
+    redirect_uri_matches, Answer, AuthorizationRequest, AuthorizeParams, Authorizer, Browser,
+    ConsentForm, ConsentPage, LoginForm, LoginPage, Outcome, Page,
+};
 pub use bootstrap::{bootstrap, BootstrapOutput};
+pub use charter_jose::DPOP_SIGNING_ALGS;
 pub use credentials::{Credential, Hasher};
 pub use error::Error;
+pub use grants::ProofSite;
 pub use keys::KeyRing;
 pub use policy_check::policy_check;
 pub use registration::{
@@ -30,6 +39,7 @@ pub use registration::{
 };
 pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
 pub use usage::UsageRecorder;
+pub use users::{EndUser, LocalUsers, UserDirectory};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

@@ -188,7 +188,11 @@ impl Registrar {
             Error::MissingToken
             | Error::Internal(_)
             | Error::Forbidden(_)
-            | Error::InvalidClient { .. } => return Ok(()),
+            | Error::NotFound(_)
+            | Error::Conflict(_)
+            | Error::InvalidClient { .. }
+            | Error::DpopNonce { .. }
+            | Error::ResourceDpop { .. } => return Ok(()),
         };
         event.policy_version = Some(self.policy.version.clone());
         self.store.append_audit(event).await?;

@@ -8,7 +8,8 @@
 //! introspect as inactive. Nothing is written on the token path: tokens are
 //! self-contained JWTs, and `last_used_at` is batched in memory.
 
-use charter_config::{Issuer, LifecycleConfig, TokensConfig};
+use charter_config::{DpopConfig, Issuer, LifecycleConfig, TokensConfig};
+use charter_jose::DpopProof;
 use charter_jose::{decode, Jwt, PublicKey};
 use charter_policy::{Policy, Profile};
 use charter_protocol::{AuthMethod, ClientMetadata, Error as ProtocolError, ErrorCode, GrantType};
@@ -83,6 +84,18 @@ impl UsableClient {
     pub fn client_id(&self) -> &str {
         &self.in_use.client.client_id
     }
+
+    pub(crate) fn metadata(&self) -> &ClientMetadata {
+        &self.metadata
+    }
+
+    pub(crate) fn record(&self) -> &charter_store::ClientRecord {
+        &self.in_use.client
+    }
+
+    pub(crate) fn method(&self) -> AuthMethod {
+        self.method
+    }
 }
 
 /// Issues, introspects and revokes access tokens.
@@ -96,11 +109,17 @@ pub struct TokenService {
     lifecycle: LifecycleConfig,
     usage: Arc<UsageRecorder>,
     verified: crate::verified::VerifiedTokens,
+    users: Arc<dyn crate::UserDirectory>,
+    dpop: DpopConfig,
 }
 
 /// Answers for the four states of a client that may not be used; each
 /// tells the client's owner what to do.
-fn unusable(in_use: &ClientInUse, profile: Option<&Profile>, now: i64) -> Option<String> {
+pub(crate) fn unusable(
+    in_use: &ClientInUse,
+    profile: Option<&Profile>,
+    now: i64,
+) -> Option<String> {
     let client = &in_use.client;
     if in_use.organization_status != "active" {
         return Some(format!(
@@ -145,6 +164,8 @@ impl TokenService {
         config: TokensConfig,
         lifecycle: LifecycleConfig,
         usage: Arc<UsageRecorder>,
+        users: Arc<dyn crate::UserDirectory>,
+        dpop: DpopConfig,
     ) -> Self {
         Self {
             store,
@@ -156,7 +177,45 @@ impl TokenService {
             lifecycle,
             usage,
             verified: Default::default(),
+            users,
+            dpop,
         }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub(crate) fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub(crate) fn tokens_config(&self) -> &TokensConfig {
+        &self.config
+    }
+
+    pub(crate) fn usage_recorder(&self) -> &UsageRecorder {
+        &self.usage
+    }
+
+    pub(crate) fn users(&self) -> &Arc<dyn crate::UserDirectory> {
+        &self.users
+    }
+
+    pub fn dpop_config(&self) -> &DpopConfig {
+        &self.dpop
     }
 
     pub fn lifecycle(&self) -> &LifecycleConfig {
@@ -446,6 +505,7 @@ impl TokenService {
         client: &UsableClient,
         scope: Option<&str>,
         resources: &[String],
+        dpop: Option<&DpopProof>,
     ) -> Result<Value, Error> {
         let profile = self
             .policy
@@ -470,11 +530,48 @@ impl TokenService {
             )
             .into());
         }
+        self.require_dpop_if_bound(client, dpop)?;
         let granted = grant_scope(&client.metadata, profile, scope)?;
         let audience = audience(&self.issuer, profile, resources)?;
         let now = crate::now();
-        // A token never outlives the client's registration or approval, so
-        // resource servers validating it locally stop at those dates too.
+        let client_id = client.client_id();
+        // RFC 9068 §2.2: sub names the client itself for client tokens.
+        let (token, exp) = self.sign_access_token(
+            client,
+            client_id,
+            granted.as_deref(),
+            &audience,
+            dpop.map(|p| p.jkt.as_str()),
+            None,
+            &credentials::random_id()?,
+        )?;
+        self.usage.record(client_id, now);
+        let mut body = json!({
+            "access_token": token,
+            "token_type": if dpop.is_some() { "DPoP" } else { "Bearer" },
+            "expires_in": exp - now,
+        });
+        if let (Some(scope), Some(map)) = (granted, body.as_object_mut()) {
+            map.insert("scope".into(), json!(scope));
+        }
+        Ok(body)
+    }
+
+    /// Signs an RFC 9068 access token and returns it with its `exp`. A
+    /// token never outlives the client's registration or approval, so
+    /// resource servers validating it locally stop at those dates too.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sign_access_token(
+        &self,
+        client: &UsableClient,
+        subject: &str,
+        scope: Option<&str>,
+        audience: &[String],
+        dpop_jkt: Option<&str>,
+        auth_time: Option<i64>,
+        jti: &str,
+    ) -> Result<(String, i64), Error> {
+        let now = crate::now();
         let record = &client.in_use.client;
         let exp = [record.expires_at, record.approved_until]
             .into_iter()
@@ -483,20 +580,28 @@ impl TokenService {
                 now + self.config.access_token_lifetime.as_secs() as i64,
                 i64::min,
             );
-        let lifetime = exp - now;
         let client_id = client.client_id();
         let mut claims = json!({
             "iss": self.issuer.as_str(),
-            // RFC 9068 §2.2: sub names the client itself for client tokens.
-            "sub": client_id,
+            "sub": subject,
             "aud": if audience.len() == 1 { json!(audience[0]) } else { json!(audience) },
             "client_id": client_id,
             "iat": now,
             "exp": exp,
-            "jti": credentials::random_id()?,
+            "jti": jti,
         });
-        if let (Some(scope), Some(map)) = (&granted, claims.as_object_mut()) {
+        let map = claims
+            .as_object_mut()
+            .ok_or_else(|| Error::Internal("access token claims".into()))?;
+        if let Some(scope) = scope {
             map.insert("scope".into(), json!(scope));
+        }
+        if let Some(auth_time) = auth_time {
+            map.insert("auth_time".into(), json!(auth_time));
+        }
+        // RFC 9449 §6.1: the token is bound to the proof's key.
+        if let Some(jkt) = dpop_jkt {
+            map.insert("cnf".into(), json!({ "jkt": jkt }));
         }
         let key = self
             .keys
@@ -513,21 +618,16 @@ impl TokenService {
             )
             .into());
         }
-        self.usage.record(client_id, now);
-        let mut body = json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-        });
-        if let (Some(scope), Some(map)) = (granted, body.as_object_mut()) {
-            map.insert("scope".into(), json!(scope));
-        }
-        Ok(body)
+        Ok((token, exp))
     }
 
     /// Verifies one of our access tokens: signature by a published key,
     /// `typ`, issuer, expiry, not revoked. `None` for anything else.
-    async fn own_token(&self, token: &str, now: i64) -> Result<Option<Arc<Jwt>>, Error> {
+    pub(crate) async fn own_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<Arc<Jwt>>, Error> {
         let Some(jwt) = self.verified_token(token, now) else {
             return Ok(None);
         };
@@ -589,7 +689,11 @@ impl TokenService {
         let inactive = || Ok(json!({"active": false}));
         let now = crate::now();
         let Some(jwt) = self.verified_token(token, now) else {
-            return inactive();
+            // RFC 7662 §2.1: every kind of token is searched.
+            return Ok(self
+                .introspect_refresh_token(caller, token, now)
+                .await?
+                .unwrap_or_else(|| json!({"active": false})));
         };
         let revoked = match (jwt.claim_str("jti"), &caller.probed) {
             (None, _) => true,
@@ -614,11 +718,15 @@ impl TokenService {
         }
         // The grant and scopes must still be within what the owner's
         // profile allows now.
+        // A token whose subject is its client came from client_credentials;
+        // any other subject is a user, through the authorization code.
+        let grant = if jwt.claim_str("sub") == Some(owner_id) {
+            GrantType::ClientCredentials
+        } else {
+            GrantType::AuthorizationCode
+        };
         let still_allowed = owner_profile.is_some_and(|p| {
-            let grant_ok = p
-                .grant_types
-                .as_ref()
-                .is_none_or(|g| g.contains(&GrantType::ClientCredentials));
+            let grant_ok = p.grant_types.as_ref().is_none_or(|g| g.contains(&grant));
             let scope_ok = jwt.claim_str("scope").is_none_or(|scope| {
                 scope.split(' ').all(|s| {
                     p.scopes
@@ -655,12 +763,20 @@ impl TokenService {
             "exp",
             "iat",
             "jti",
+            "auth_time",
+            "cnf",
         ] {
             if let Some(value) = jwt.claims().get(claim) {
                 body.insert(claim.into(), value.clone());
             }
         }
-        body.insert("token_type".into(), json!("Bearer"));
+        // RFC 9449 §6.2: a DPoP-bound token's type is DPoP.
+        let token_type = if jwt.claims().contains_key("cnf") {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        body.insert("token_type".into(), json!(token_type));
         Ok(Value::Object(body))
     }
 
@@ -673,8 +789,9 @@ impl TokenService {
         context: &RequestContext,
     ) -> Result<(), Error> {
         let now = crate::now();
-        let Some(jwt) = self.own_token(token, now).await? else {
-            return Ok(());
+        let Some(jwt) = self.own_access_token(token, now).await? else {
+            // RFC 7009 §2.1: a refresh token revokes its whole grant.
+            return self.revoke_refresh_token(caller, token, context).await;
         };
         let owner = jwt.claim_str("client_id").unwrap_or_default();
         if owner != caller.client_id() {
@@ -707,7 +824,7 @@ impl TokenService {
 
 /// RFC 6749 §3.3: the scope granted. A client may get what it registered
 /// and its profile allows now; asking for no scope gets all of that.
-fn grant_scope(
+pub(crate) fn grant_scope(
     metadata: &ClientMetadata,
     profile: &Profile,
     requested: Option<&str>,
@@ -765,7 +882,7 @@ fn grant_scope(
 /// RFC 8707 §2: the audience. Each `resource` must be an absolute URI
 /// without a fragment that the client's profile allows; without any, the
 /// profile's default resource, or else the issuer itself.
-fn audience(
+pub(crate) fn audience(
     issuer: &Issuer,
     profile: &Profile,
     resources: &[String],
@@ -797,7 +914,8 @@ fn audience(
             )
             .into());
         }
-        if !profile.allows_resource(resource) {
+        // The issuer itself (its userinfo endpoint) is always a resource.
+        if resource != issuer.as_str() && !profile.allows_resource(resource) {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidTarget,
                 format!(
