@@ -15,6 +15,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod browser;
+
 pub use charter_store::contract::join_all;
 pub use reqwest;
 pub use serde_json::json;

@@ -36,9 +36,30 @@ async fn metadata_documents(server: TestServer) -> TestServer {
         assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(
             doc["grant_types_supported"],
-            serde_json::json!(["client_credentials"]),
-            "only the grants the token endpoint serves"
+            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"]),
+            "exactly the grants the token endpoint serves"
         );
+        // DISC-12, DISC-15 (RFC 9207), DPOP-18.
+        assert_eq!(
+            doc["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert!(doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a != "none" && !a.as_str().unwrap().starts_with("HS")));
+        // The authorization endpoint exists: a request without a client is
+        // an error page, not a 404.
+        assert_eq!(doc["authorization_endpoint"], server.url("/authorize"));
+        let page = server
+            .http
+            .get(server.url("/authorize"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400);
         for (endpoint, path) in [
             ("token_endpoint", "/token"),
             ("introspection_endpoint", "/introspect"),
@@ -65,13 +86,6 @@ async fn metadata_documents(server: TestServer) -> TestServer {
             .as_array()
             .unwrap();
         assert!(!algs.is_empty() && !algs.iter().any(|a| a == "none"));
-        // Endpoints that do not exist yet are not advertised.
-        for absent in ["authorization_endpoint", "userinfo_endpoint"] {
-            assert!(
-                doc.get(absent).is_none(),
-                "{absent} advertised but not served"
-            );
-        }
         // No empty arrays (RFC 8414 §3.2).
         for (key, value) in doc.as_object().unwrap() {
             assert!(
@@ -84,6 +98,16 @@ async fn metadata_documents(server: TestServer) -> TestServer {
         oidc["subject_types_supported"],
         serde_json::json!(["public"])
     );
+    // OIDC Discovery §3: userinfo is served (401 without a token).
+    assert_eq!(oidc["userinfo_endpoint"], server.url("/userinfo"));
+    let userinfo = server
+        .http
+        .get(server.url("/userinfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 401);
+    assert!(oauth.get("userinfo_endpoint").is_none());
     assert!(oidc["id_token_signing_alg_values_supported"]
         .as_array()
         .unwrap()

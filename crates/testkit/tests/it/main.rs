@@ -1,14 +1,19 @@
 //! Integration tests over HTTP against a real server on a random loopback
 //! port, each run on SQLite and on PostgreSQL.
 
+mod authorization;
+mod authorization_failures;
 mod black_box;
 mod discovery;
+mod dpop;
 mod governance;
 mod input;
 mod key_rotation;
 mod management;
+mod node_client;
 mod real_client;
 mod registration;
 mod replicas;
 mod restart;
 mod token;
+mod users;

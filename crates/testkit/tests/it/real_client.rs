@@ -492,12 +492,10 @@ on_both_backends!(
     library_private_key_jwt
 );
 
-/// OIDC Discovery 1.0 §4 through the library itself. Charter's OpenID
-/// Provider metadata omits `authorization_endpoint`, which OIDC Discovery
-/// §3 marks REQUIRED, so `CoreProviderMetadata` (like other OIDC client
-/// libraries) refuses the document. Run with `--ignored` to check a fix.
+/// OIDC Discovery 1.0 §4 through the library itself: `CoreProviderMetadata`
+/// accepts the document only with every member OIDC Discovery §3 marks
+/// REQUIRED, `authorization_endpoint` among them.
 #[tokio::test]
-#[ignore = "server: OpenID Provider metadata lacks the REQUIRED authorization_endpoint"]
 async fn library_discovers_the_provider() {
     charter_testkit::run(
         charter_testkit::Backend::Sqlite,
@@ -510,6 +508,14 @@ async fn library_discovers_the_provider() {
             assert_eq!(
                 metadata.token_endpoint().map(|u| u.as_str().to_owned()),
                 Some(server.url("/token"))
+            );
+            assert_eq!(
+                metadata.authorization_endpoint().as_str(),
+                server.url("/authorize")
+            );
+            assert_eq!(
+                metadata.userinfo_endpoint().map(|u| u.as_str().to_owned()),
+                Some(server.url("/userinfo"))
             );
             server
         },
