@@ -91,6 +91,7 @@ pub struct RawLimits {
     pub registrations_per_second_per_source: Option<u32>,
     pub registrations_per_second_per_initial_access_token: Option<u32>,
     pub failed_authentications_per_minute_per_source: Option<u32>,
+    pub authorization_requests_per_minute_per_source: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -269,6 +270,9 @@ pub struct LimitsConfig {
     /// Failed bearer-token attempts (IAT, RAT, admin) a source may make per
     /// minute before it is refused with 429 (RFC 7592 §5 asks for this).
     pub failed_authentications_per_minute_per_source: Option<u32>,
+    /// Authorization requests a source may start per minute: each stores
+    /// a pending interaction until it expires.
+    pub authorization_requests_per_minute_per_source: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -665,6 +669,12 @@ impl RawConfig {
                     self.limits
                         .failed_authentications_per_minute_per_source
                         .unwrap_or(60),
+                )
+                .filter(|n| *n > 0),
+                authorization_requests_per_minute_per_source: Some(
+                    self.limits
+                        .authorization_requests_per_minute_per_source
+                        .unwrap_or(600),
                 )
                 .filter(|n| *n > 0),
             },

@@ -180,7 +180,14 @@ fn failure(e: Error) -> Response {
 }
 
 /// `GET` and `POST /authorize` (OIDC Core §3.1.2.1 requires both).
-pub async fn authorize(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn authorize(
+    State(state): State<Arc<AppState>>,
+    Peer(source): Peer,
+    request: Request,
+) -> Response {
+    if let Err(wait) = state.limits.check_authorization_source(source) {
+        return crate::error::Rejection::TooManyRequests(wait).into_response();
+    }
     let (parts, body) = request.into_parts();
     let params = if parts.method == Method::POST {
         if !is_form(&parts.headers) {
@@ -196,7 +203,19 @@ pub async fn authorize(State(state): State<Arc<AppState>>, request: Request) -> 
         }
         match body_bytes(body).await {
             Some(bytes) => parse_params(&bytes),
-            None => return failure(Error::Internal("authorization request body".into())),
+            None => {
+                return pages::render(
+                    &charter_service::Page::Error {
+                        status: 413,
+                        title: "Invalid request".into(),
+                        message: format!(
+                            "The authorization request is larger than {MAX_BODY_BYTES} bytes."
+                        ),
+                    },
+                    "",
+                    "",
+                )
+            }
         }
     } else {
         parse_params(parts.uri.query().unwrap_or_default().as_bytes())

@@ -22,6 +22,7 @@ pub struct Limits {
     per_token: Option<DefaultKeyedRateLimiter<String>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     anonymous: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    authorizations: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     calls: AtomicU64,
 }
@@ -50,6 +51,10 @@ impl Limits {
                 .failed_authentications_per_minute_per_source
                 .and_then(NonZeroU32::new)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            authorizations: config
+                .authorization_requests_per_minute_per_source
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             blocked: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         }
@@ -70,6 +75,9 @@ impl Limits {
             l.retain_recent();
         }
         if let Some(l) = &self.failures {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.authorizations {
             l.retain_recent();
         }
         if let Ok(mut blocked) = self.blocked.lock() {
@@ -114,6 +122,17 @@ impl Limits {
         }
     }
 
+    /// One authorization request from `source`.
+    pub fn check_authorization_source(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        self.sweep();
+        match (source, &self.authorizations) {
+            (Some(ip), Some(limiter)) => limiter
+                .check_key(&ip)
+                .map_err(|n| n.wait_time_from(DefaultClock::default().now())),
+            _ => Ok(()),
+        }
+    }
+
     /// One anonymous registration from `source`; refused when the source is
     /// unknown, since an anonymous caller must always be accountable to a limit.
     pub fn check_anonymous(&self, source: Option<IpAddr>) -> Result<(), Duration> {
@@ -146,9 +165,23 @@ mod tests {
                 registrations_per_second_per_source: Some(per_source),
                 registrations_per_second_per_initial_access_token: Some(per_token),
                 failed_authentications_per_minute_per_source: Some(failures),
+                authorization_requests_per_minute_per_source: Some(3),
             },
             Some(2),
         )
+    }
+
+    #[test]
+    fn authorization_requests_are_limited_per_source() {
+        let l = limits(2, 3, 10);
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        // 3 per minute: a burst of exactly 3, then refusals; others unaffected.
+        let admitted = (0..5)
+            .filter(|_| l.check_authorization_source(a).is_ok())
+            .count();
+        assert_eq!(admitted, 3);
+        assert!(l.check_authorization_source(b).is_ok());
     }
 
     #[test]
