@@ -54,6 +54,11 @@ fn login(page: &LoginPage, action: &str) -> String {
         .error
         .as_deref()
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .or_else(|| {
+            page.notice
+                .as_deref()
+                .map(|n| format!("<p class=\"warning\" role=\"status\">{}</p>", escape(n)))
+        })
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
@@ -203,6 +208,7 @@ mod tests {
             csrf: "c\"><b>".into(),
             client_name: "<img src=x onerror=alert(1)>".into(),
             error: None,
+            notice: None,
             username: None,
         };
         let html = login(&page, "/authorize/login");

@@ -67,6 +67,10 @@ pub struct AuthorizationRequest {
     pub dpop_jkt: Option<String>,
     /// `prompt=consent`: ask even if consent was given before.
     pub prompt_consent: bool,
+    /// OIDC `max_age` (or the client's `default_max_age`): the longest time
+    /// since the user entered a password, checked again at consent.
+    #[serde(default)]
+    pub max_age: Option<i64>,
 }
 
 /// OIDC Core §3.1.2.1 `prompt` and `max_age`: whether a session may be
@@ -108,6 +112,8 @@ pub struct LoginPage {
     pub client_name: String,
     /// Shown above the form after a failed attempt.
     pub error: Option<String>,
+    /// Shown above the form when the password is asked for again.
+    pub notice: Option<String>,
     pub username: Option<String>,
 }
 
@@ -596,11 +602,12 @@ impl Authorizer {
             resources: audience,
             dpop_jkt,
             prompt_consent,
+            max_age: max_age.map(|m| m.min(i64::MAX as u64) as i64),
         };
         let prompt = Prompt {
             none: prompt_none,
             login: prompt_login,
-            max_age: max_age.map(|m| m.min(i64::MAX as u64) as i64),
+            max_age: request.max_age,
         };
         Ok((request, prompt))
     }
@@ -712,6 +719,7 @@ impl Authorizer {
                 csrf,
                 client_name: display_name(&client),
                 error: None,
+                notice: None,
                 username: None,
             }))),
             set_binding,
@@ -893,6 +901,7 @@ impl Authorizer {
                 error: Some(
                     "The username or password is wrong, or the account is disabled.".into(),
                 ),
+                notice: None,
                 username: Some(form.username),
             };
             return Ok((Answer::page(Page::Login(Box::new(page))), false));
@@ -968,28 +977,33 @@ impl Authorizer {
             Ok(c) => c,
             Err(page) => return Ok(page),
         };
+        // OIDC Core §3.1.2.1: the sign-in must still be recent enough when
+        // the code is issued, not only when the request arrived.
+        if request
+            .max_age
+            .is_some_and(|m| crate::now() - auth_time > m)
+        {
+            let page = LoginPage {
+                interaction: interaction.id,
+                csrf: form.csrf,
+                client_name: display_name(&client),
+                error: None,
+                notice: Some(
+                    "This application needs a recent sign-in. Enter your password again.".into(),
+                ),
+                username: Some(user.username),
+            };
+            return Ok(Answer::page(Page::Login(Box::new(page))));
+        }
         match form.decision.as_str() {
             "allow" => {
-                let mut scopes: Vec<String> = request.scope.split(' ').map(str::to_owned).collect();
-                let mut resources = request.resources.clone();
-                // Remember the union with what was consented before.
-                if let Some(previous) = self.store.consent(&user.id, &request.client_id).await? {
-                    for s in previous.scope.split(' ').filter(|s| !s.is_empty()) {
-                        if !scopes.iter().any(|x| x == s) {
-                            scopes.push(s.to_owned());
-                        }
-                    }
-                    for r in previous.resources {
-                        if !resources.contains(&r) {
-                            resources.push(r);
-                        }
-                    }
-                }
+                // The store merges this into any earlier consent in the
+                // transaction that issues the code.
                 let consent = Consent {
                     user_id: user.id.clone(),
                     client_id: request.client_id.clone(),
-                    scope: scopes.join(" "),
-                    resources,
+                    scope: request.scope.clone(),
+                    resources: request.resources.clone(),
                     granted_at: crate::now(),
                 };
                 let mut event = context.event(format!("user:{}", user.id), "consent.grant", "done");

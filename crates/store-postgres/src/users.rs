@@ -168,6 +168,35 @@ pub(crate) async fn complete_interaction(
     .await
     .map_err(db_err)?;
     if let Some(c) = consent {
+        // Make sure a row exists, then lock it: concurrent consents merge
+        // one after the other instead of the last one winning.
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, resources, granted_at) \
+             VALUES ($1, $2, '', '[]', $3) ON CONFLICT (user_id, client_id) DO NOTHING",
+        )
+        .bind(&c.user_id)
+        .bind(&c.client_id)
+        .bind(c.granted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT user_id, client_id, scope, resources, granted_at FROM consents \
+             WHERE user_id = $1 AND client_id = $2 FOR UPDATE",
+        )
+        .bind(&c.user_id)
+        .bind(&c.client_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let earlier = Consent {
+            user_id: row.try_get("user_id").map_err(db_err)?,
+            client_id: row.try_get("client_id").map_err(db_err)?,
+            scope: row.try_get("scope").map_err(db_err)?,
+            resources: resources_of(&row, "resources")?,
+            granted_at: row.try_get("granted_at").map_err(db_err)?,
+        };
+        let c = &c.merged_into(&earlier);
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, resources, granted_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = EXCLUDED.scope, \

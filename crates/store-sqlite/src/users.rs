@@ -246,6 +246,25 @@ pub(crate) fn complete_interaction(
         code.used
     ])?;
     if let Some(c) = consent {
+        // One writer thread: the read and the upsert cannot interleave
+        // with another consent.
+        let earlier = conn
+            .prepare_cached(
+                "SELECT user_id, client_id, scope, resources, granted_at FROM consents \
+                 WHERE user_id = ?1 AND client_id = ?2",
+            )?
+            .query_row(params![c.user_id, c.client_id], |r| {
+                Ok(Consent {
+                    user_id: r.get(0)?,
+                    client_id: r.get(1)?,
+                    scope: r.get(2)?,
+                    resources: resources(r, 3)?,
+                    granted_at: r.get(4)?,
+                })
+            })
+            .optional()?;
+        let merged = earlier.map(|e| c.merged_into(&e));
+        let c = merged.as_ref().unwrap_or(c);
         conn.prepare_cached(
             "INSERT INTO consents (user_id, client_id, scope, resources, granted_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, \

@@ -502,8 +502,9 @@ pub trait Store: Send + Sync + Describe + 'static {
         user_id: &str,
         auth_time: UnixTime,
     ) -> Result<bool>;
-    /// Ends the interaction `id` and stores `code` (and `consent`, replacing
-    /// the user's earlier consent for the client), in one transaction;
+    /// Ends the interaction `id` and stores `code` (and `consent`, merged
+    /// into the user's earlier consent for the client with
+    /// [`Consent::merged_into`]), in one transaction;
     /// returns false, storing nothing, if the interaction was already
     /// finished (a form submitted twice issues one code).
     async fn complete_interaction(

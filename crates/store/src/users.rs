@@ -73,6 +73,30 @@ pub struct Consent {
     pub granted_at: UnixTime,
 }
 
+impl Consent {
+    /// This consent added to `earlier`: the union of scopes and of
+    /// resources, the earlier ones first; `granted_at` is this one's.
+    pub fn merged_into(&self, earlier: &Consent) -> Consent {
+        let mut scopes: Vec<&str> = earlier.scope.split(' ').filter(|s| !s.is_empty()).collect();
+        for s in self.scope.split(' ').filter(|s| !s.is_empty()) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        let mut resources = earlier.resources.clone();
+        for r in &self.resources {
+            if !resources.contains(r) {
+                resources.push(r.clone());
+            }
+        }
+        Consent {
+            scope: scopes.join(" "),
+            resources,
+            ..self.clone()
+        }
+    }
+}
+
 /// An issued authorization code (RFC 6749 §4.1.2), single-use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCode {

@@ -263,7 +263,8 @@ async fn interactions(store: &dyn Store) {
         "nor replaced the consent"
     );
 
-    // A later consent replaces the earlier one; no consent keeps it.
+    // A later consent is merged into the earlier one (scopes and resources
+    // united, its own time); no consent keeps it.
     store
         .insert_interaction(interaction("i-2", "uf-app", NOW + 600))
         .await
@@ -293,15 +294,42 @@ async fn interactions(store: &dyn Store) {
         )
         .await
         .unwrap());
+    let merged = Consent {
+        resources: vec!["https://api.example".into()],
+        ..wider.clone()
+    };
     assert_eq!(
         store.consent("u-alice", "uf-app").await.unwrap(),
-        Some(wider.clone())
+        Some(merged.clone())
     );
     assert_eq!(
         store.consents("u-alice").await.unwrap(),
-        [wider, consent("u-alice", "uf-other", "openid")],
+        [merged, consent("u-alice", "uf-other", "openid")],
         "by client id"
     );
+    // Concurrent consents to one client each add their scopes: none is lost.
+    let racers = ["email", "calendar", "files", "mail"];
+    let ids: Vec<String> = (0..racers.len()).map(|i| format!("i-race-{i}")).collect();
+    for id in &ids {
+        store
+            .insert_interaction(interaction(id, "uf-race", NOW + 600))
+            .await
+            .unwrap();
+    }
+    let results = join_all(racers.iter().enumerate().map(|(i, scope)| {
+        store.complete_interaction(
+            &ids[i],
+            code(240 + i as u8, &format!("g-race-{i}"), "uf-race", "u-alice"),
+            Some(consent("u-alice", "uf-race", scope)),
+            None,
+        )
+    }))
+    .await;
+    assert!(results.into_iter().all(|r| r.unwrap()));
+    let raced = store.consent("u-alice", "uf-race").await.unwrap().unwrap();
+    let mut granted: Vec<&str> = raced.scope.split(' ').collect();
+    granted.sort_unstable();
+    assert_eq!(granted, ["calendar", "email", "files", "mail"]);
     assert!(store.consents("u-bob").await.unwrap().is_empty());
     assert!(store.consent("u-bob", "uf-app").await.unwrap().is_none());
 

@@ -644,7 +644,31 @@ async fn concurrent_reuse_revokes(server: TestServer) -> TestServer {
     server
 }
 
+// OIDC Core §3.1.2.1: max_age holds when the code is issued, so a sign-in
+// that grew too old while the consent page was open is asked for again.
+async fn max_age_is_checked_at_consent(server: TestServer) -> TestServer {
+    server.create_user("alice", PASSWORD).await;
+    let client = web_client(&server, "Web app").await;
+    let request = Request::new(id(&client), WEB).set("max_age", "600");
+    let mut browser = Browser::new();
+    let page = browser.get(&request.url(&server)).await;
+    let consent = browser.login(&page, "alice", PASSWORD).await;
+    assert!(is_consent(&consent), "{}", consent.body);
+    let backdate = "UPDATE interactions SET auth_time = $3 WHERE client_id = $1 AND $2 = $2";
+    let old = charter_service::now() - 3_600;
+    assert_eq!(server.execute_sql(backdate, id(&client), "", old).await, 1);
+    let again = browser.consent(&consent, "allow").await;
+    assert!(is_login(&again), "{}", again.body);
+    assert!(again.body.contains("recent sign-in"), "{}", again.body);
+    assert!(again.location().is_none());
+    let consent = browser.login(&again, "alice", PASSWORD).await;
+    let done = browser.consent(&consent, "allow").await;
+    code_of(&server, &done, &request);
+    server
+}
+
 on_both_backends!(options = crate::authorization::options();
+    max_age_is_checked_at_consent,
     pkce_is_required,
     redirect_uri_near_misses,
     unusable_clients_get_a_page,
