@@ -39,6 +39,8 @@ pub enum StartError {
     Tls(String),
     #[error("issuer: {0}")]
     Issuer(String),
+    #[error("fetch: {0}")]
+    Fetch(#[from] charter_fetch::FetchError),
 }
 
 /// A running server.
@@ -158,7 +160,19 @@ pub async fn start_with_store(
     config: Config,
     store: Option<Arc<dyn Store>>,
 ) -> Result<Server, StartError> {
+    start_with(config, store, Arc::new(charter_fetch::SystemResolver)).await
+}
+
+/// [`start_with_store`] with the name resolver the fetcher uses: tests pass
+/// a static one, so that no outside name is ever looked up.
+pub async fn start_with(
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    resolver: Arc<dyn charter_fetch::Resolve>,
+) -> Result<Server, StartError> {
     create_private_dir(&config.server.data_dir)?;
+    // The one outbound HTTP client of the server.
+    let fetcher = charter_fetch::Fetcher::new(config.fetch.clone(), resolver)?;
     let hasher = Hasher::new(&hash_key(&config)?);
     let store = match store {
         Some(store) => store,
@@ -218,7 +232,12 @@ pub async fn start_with_store(
         config.registration.clone(),
         policy.clone(),
     )
-    .with_lifecycle(config.lifecycle.clone());
+    .with_lifecycle(config.lifecycle.clone())
+    .with_fetcher(fetcher.clone())
+    .with_software_statements(
+        config.software_statements.clone(),
+        Arc::new(charter_service::InlineKeys),
+    );
     let usage = Arc::new(UsageRecorder::default());
     // One directory for the whole server: the admin API and sign-in share
     // its limit on concurrent password hashing.
@@ -235,7 +254,8 @@ pub async fn start_with_store(
         usage.clone(),
         directory.clone(),
         config.dpop.clone(),
-    );
+    )
+    .with_fetcher(fetcher);
     let authorizer = charter_service::Authorizer::new(
         store.clone(),
         hasher.clone(),
@@ -262,6 +282,11 @@ pub async fn start_with_store(
         issuer: issuer.clone(),
         limits: config.limits,
         anonymous_per_minute,
+        statements_per_minute: config.software_statements.enabled.then_some(
+            config
+                .software_statements
+                .registrations_per_minute_per_source,
+        ),
     }));
     let sweeper = charter_http::spawn_background(state.clone());
     let app = router(state);

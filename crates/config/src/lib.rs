@@ -8,6 +8,12 @@
 //! all are fixed.
 
 pub use charter_policy::parse_duration;
+pub use statements::{
+    IssuerKeys, RawSoftwareStatements, RawStatementIssuer, SoftwareStatementsConfig, TrustedIssuer,
+    DEFAULT_STATEMENT_ALGS,
+};
+
+mod statements;
 
 use serde::Deserialize;
 use std::fmt;
@@ -44,6 +50,11 @@ pub struct RawConfig {
     pub login: RawLogin,
     #[serde(default)]
     pub dpop: RawDpop,
+    #[serde(default)]
+    pub fetch: RawFetch,
+    /// Trusted software statement issuers (RFC 7591 §2.3).
+    #[serde(default)]
+    pub software_statements: RawSoftwareStatements,
 }
 
 /// End-user sign-in at the authorization endpoint.
@@ -165,6 +176,9 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     pub login: LoginConfig,
     pub dpop: DpopConfig,
+    /// The outbound fetcher (jwks_uri, sector_identifier_uri, ...).
+    pub fetch: charter_fetch::FetchConfig,
+    pub software_statements: SoftwareStatementsConfig,
 }
 
 /// Validated token settings.
@@ -629,6 +643,10 @@ impl RawConfig {
         let lifecycle = self.lifecycle.validate(&mut problems);
         let login = self.login.validate(&mut problems);
         let dpop = self.dpop.validate(&mut problems);
+        let fetch = self.fetch.validate(&mut problems);
+        let software_statements = self
+            .software_statements
+            .validate(policy.as_ref(), &mut problems);
 
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
@@ -638,6 +656,8 @@ impl RawConfig {
             lifecycle,
             login,
             dpop,
+            fetch,
+            software_statements,
             server: ServerConfig {
                 listen,
                 issuer,
@@ -846,6 +866,114 @@ impl RawLogin {
                 (secs(60), secs(3600)),
             ),
         }
+    }
+}
+
+/// The outbound fetcher: the only component that opens connections.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFetch {
+    pub allow_hosts: Option<Vec<String>>,
+    pub allow_cidrs: Option<Vec<String>>,
+    pub allow_http: Option<bool>,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub cache_min_ttl: Option<String>,
+    pub cache_max_ttl: Option<String>,
+    pub negative_ttl: Option<String>,
+    pub max_cache_entries: Option<usize>,
+    pub max_concurrent_per_host: Option<usize>,
+    pub refetch_interval: Option<String>,
+    /// PEM files of extra trust anchors for fetched https URLs.
+    pub root_certificates: Option<Vec<PathBuf>>,
+}
+
+impl RawFetch {
+    fn validate(self, problems: &mut Vec<String>) -> charter_fetch::FetchConfig {
+        let defaults = charter_fetch::FetchConfig::default();
+        let secs = Duration::from_secs;
+        let mut cidrs = Vec::new();
+        for text in self.allow_cidrs.unwrap_or_default() {
+            match text.parse::<charter_fetch::IpNet>() {
+                Ok(net) => cidrs.push(net),
+                Err(_) => problems.push(format!(
+                    "fetch.allow_cidrs: {text:?} is not a CIDR block such as \"10.20.0.0/16\""
+                )),
+            }
+        }
+        let mut config = charter_fetch::FetchConfig {
+            allow_hosts: self
+                .allow_hosts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            allow_cidrs: cidrs,
+            allow_http: self.allow_http.unwrap_or(defaults.allow_http),
+            connect_timeout: duration_key(
+                problems,
+                "fetch.connect_timeout",
+                self.connect_timeout.as_deref(),
+                defaults.connect_timeout,
+                (Duration::from_millis(100), secs(60)),
+            ),
+            timeout: duration_key(
+                problems,
+                "fetch.timeout",
+                self.timeout.as_deref(),
+                defaults.timeout,
+                (Duration::from_millis(100), secs(120)),
+            ),
+            cache_min_ttl: duration_key(
+                problems,
+                "fetch.cache_min_ttl",
+                self.cache_min_ttl.as_deref(),
+                defaults.cache_min_ttl,
+                (secs(0), secs(DAY)),
+            ),
+            cache_max_ttl: duration_key(
+                problems,
+                "fetch.cache_max_ttl",
+                self.cache_max_ttl.as_deref(),
+                defaults.cache_max_ttl,
+                (secs(0), secs(7 * DAY)),
+            ),
+            negative_ttl: duration_key(
+                problems,
+                "fetch.negative_ttl",
+                self.negative_ttl.as_deref(),
+                defaults.negative_ttl,
+                (secs(0), secs(3600)),
+            ),
+            max_cache_entries: self.max_cache_entries.unwrap_or(defaults.max_cache_entries),
+            max_concurrent_per_host: self
+                .max_concurrent_per_host
+                .unwrap_or(defaults.max_concurrent_per_host),
+            refetch_interval: duration_key(
+                problems,
+                "fetch.refetch_interval",
+                self.refetch_interval.as_deref(),
+                defaults.refetch_interval,
+                (secs(0), secs(3600)),
+            ),
+            root_certificates_pem: Vec::new(),
+        };
+        for path in self.root_certificates.unwrap_or_default() {
+            match std::fs::read(&path) {
+                Ok(pem) if pem.starts_with(b"-----BEGIN CERTIFICATE-----") => {
+                    config.root_certificates_pem.push(pem)
+                }
+                Ok(_) => problems.push(format!(
+                    "fetch.root_certificates: {} is not a PEM certificate",
+                    path.display()
+                )),
+                Err(e) => {
+                    problems.push(format!("fetch.root_certificates: {}: {e}", path.display()))
+                }
+            }
+        }
+        problems.extend(config.problems().into_iter().map(|p| format!("fetch.{p}")));
+        config
     }
 }
 

@@ -35,6 +35,88 @@ fn example_config_validates() {
     let text = include_str!("../../../charter.example.toml");
     let c = parse(text).unwrap();
     assert_eq!(c.server.issuer.unwrap().as_str(), "http://127.0.0.1:8080");
+    // The example issuer is validated, keys and all, but not trusted.
+    let statements = &c.software_statements;
+    assert!(!statements.enabled);
+    assert_eq!(statements.issuers.len(), 1);
+    assert_eq!(statements.issuers[0].algorithms, ["ES256"]);
+    assert!(statements
+        .issuer("https://statements.partners.example.com")
+        .is_none());
+}
+
+const EC_KEY: &str = r#"{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "AoT7VFTPJUk8DrnF7-RDkDFclzFultfbj70B9cPQgWU", "y": "6YLTKpTWX-m_twErfy869w-Vp7wTa-BqPd9XhFyJkTA"}"#;
+
+fn statements_toml(issuer: &str) -> String {
+    format!(
+        "[policy]\nversion = \"v1\"\n[policy.profiles.default]\n[policy.profiles.partners]\n\
+         [software_statements]\nenabled = true\n[[software_statements.issuers]]\n{issuer}"
+    )
+}
+
+#[test]
+fn software_statement_issuers() {
+    let c = parse(&statements_toml(&format!(
+        "issuer = \"Partner Directory\"\norganization = \"partners\"\nprofile = \"partners\"\njwks = '{{\"keys\": [{EC_KEY}]}}'\n"
+    )))
+    .unwrap();
+    let trusted = c.software_statements.issuer("Partner Directory").unwrap();
+    assert_eq!(trusted.organization, "partners");
+    assert_eq!(trusted.algorithms, DEFAULT_STATEMENT_ALGS);
+    let IssuerKeys::Inline(keys) = &trusted.keys;
+    assert_eq!(keys.len(), 1);
+    assert!(c.software_statements.issuer("partner directory").is_none());
+    // A table works as well as JSON text.
+    let c = parse(&statements_toml(
+        "issuer = \"i\"\norganization = \"o\"\nprofile = \"default\"\n\
+         jwks = { keys = [{ kty = \"EC\", crv = \"P-256\", x = \"AoT7VFTPJUk8DrnF7-RDkDFclzFultfbj70B9cPQgWU\", y = \"6YLTKpTWX-m_twErfy869w-Vp7wTa-BqPd9XhFyJkTA\" }] }\n",
+    ))
+    .unwrap();
+    assert!(c.software_statements.issuer("i").is_some());
+}
+
+#[test]
+fn software_statement_problems_name_their_keys() {
+    let private = EC_KEY.replace("\"kid\"", "\"d\": \"AAAA\", \"kid\"");
+    let p = problems(&statements_toml(&format!(
+        "issuer = \"\"\nprofile = \"nope\"\nalgorithms = [\"HS256\"]\njwks = '{{\"keys\": [{private}]}}'\n\
+         [[software_statements.issuers]]\nissuer = \"b\"\norganization = \"o\"\nprofile = \"partners\"\njwks_uri = \"https://b.example/jwks\"\n\
+         [[software_statements.issuers]]\nissuer = \"c\"\norganization = \"o\"\nprofile = \"partners\"\nalgorithms = [\"RS256\"]\njwks = '{{\"keys\": [{EC_KEY}]}}'\n\
+         [[software_statements.issuers]]\norganization = \"o\"\nprofile = \"partners\"\n"
+    )));
+    for key in [
+        "software_statements.issuers[0].issuer",
+        "software_statements.issuers[0].organization: missing",
+        "software_statements.issuers[0].profile: \"nope\"",
+        "software_statements.issuers[0].algorithms: \"HS256\"",
+        "software_statements.issuers[0].jwks:",
+        "software_statements.issuers[1].jwks_uri: not supported yet",
+        "software_statements.issuers[2].jwks: no key can verify",
+        "software_statements.issuers[3].issuer: missing",
+        "software_statements.issuers[3].jwks: missing",
+    ] {
+        assert!(
+            p.iter().any(|m| m.starts_with(key)),
+            "{key} not reported in {p:#?}"
+        );
+    }
+    let p = problems(
+        "[software_statements]\nenabled = true\nregistrations_per_minute_per_source = 0\n",
+    );
+    for key in [
+        "software_statements.issuers: none configured",
+        "software_statements.registrations_per_minute_per_source",
+    ] {
+        assert!(p.iter().any(|m| m.starts_with(key)), "{key} not in {p:?}");
+    }
+    let p = problems(&statements_toml(&format!(
+        "issuer = \"a\"\norganization = \"o\"\nprofile = \"partners\"\njwks = '{{\"keys\": [{EC_KEY}]}}'\n\
+         [[software_statements.issuers]]\nissuer = \"a\"\norganization = \"o\"\nprofile = \"partners\"\njwks = '{{\"keys\": [{EC_KEY}]}}'\n"
+    )));
+    assert!(
+        p[0].starts_with("software_statements.issuers[1].issuer: \"a\" is already configured"),
+        "{p:?}"
+    );
 }
 
 #[test]

@@ -364,9 +364,17 @@ impl Fetcher {
         let host = checked.host.clone();
         let detail = error_chain(e);
         if e.is_timeout() {
+            // A connection (TCP and TLS handshakes) that timed out hit
+            // `connect_timeout`, which is shorter than `timeout`: name the
+            // limit that was reached.
+            let config = &self.inner.config;
             FetchError::Timeout {
                 host,
-                after: self.inner.config.timeout,
+                after: if e.is_connect() {
+                    config.connect_timeout
+                } else {
+                    config.timeout
+                },
             }
         } else if e.is_connect() || e.is_request() {
             FetchError::Connect { host, detail }

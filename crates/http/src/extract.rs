@@ -167,7 +167,15 @@ impl FromRequestParts<Arc<AppState>> for ConfiguredClient {
     }
 }
 
-/// A registration request that carried a valid initial access token (RFC 7591 §3).
+/// A registration request that carried a valid initial access token
+/// (RFC 7591 §3), or none where anonymous registration or software
+/// statements are enabled.
+///
+/// Credentials are checked from the request parts, before the body is
+/// read. Only without a token, when a trusted software statement in the
+/// body may stand in for one, does the handler go on to read the body; such
+/// requests are rate limited per source first, like anonymous ones, so an
+/// unauthenticated caller's parse and signature check stay bounded.
 pub struct Registration(pub RegistrationGrant);
 
 impl FromRequestParts<Arc<AppState>> for Registration {
@@ -190,13 +198,21 @@ impl FromRequestParts<Arc<AppState>> for Registration {
             state.registrar.authenticate_iat(token.as_deref(), source),
         )
         .await?;
-        if grant.is_anonymous() {
-            state.limits.check_anonymous(source).map_err(too_many)?;
-        } else {
-            state
+        match grant.token_id() {
+            Some(id) => state
                 .limits
-                .check_registration_token(grant.token_id())
-                .map_err(too_many)?;
+                .check_registration_token(id)
+                .map_err(too_many)?,
+            // Which tokenless path the request takes is known only once the
+            // body is read, so it counts against each enabled path's limit.
+            None => {
+                if grant.is_anonymous() {
+                    state.limits.check_anonymous(source).map_err(too_many)?;
+                }
+                if grant.may_present_statement() {
+                    state.limits.check_statement(source).map_err(too_many)?;
+                }
+            }
         }
         Ok(Registration(grant))
     }

@@ -64,13 +64,20 @@ pub struct Parts {
     pub issuer: Issuer,
     pub limits: charter_config::LimitsConfig,
     pub anonymous_per_minute: Option<u32>,
+    /// Registrations without a token that a software statement may admit,
+    /// per source and minute; `None` when statements are off.
+    pub statements_per_minute: Option<u32>,
 }
 
 impl AppState {
     pub fn new(parts: Parts) -> Self {
         let issuer = parts.issuer;
         Self {
-            limits: limits::Limits::new(parts.limits, parts.anonymous_per_minute),
+            limits: limits::Limits::new(
+                parts.limits,
+                parts.anonymous_per_minute,
+                parts.statements_per_minute,
+            ),
             oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
             openid_metadata: discovery::openid_metadata(&issuer).to_string(),
             admin_openapi: openapi::document(issuer.as_str()).to_string(),

@@ -22,6 +22,7 @@ pub struct Limits {
     per_token: Option<DefaultKeyedRateLimiter<String>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     anonymous: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    statements: Option<DefaultKeyedRateLimiter<IpAddr>>,
     authorizations: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     calls: AtomicU64,
@@ -33,10 +34,18 @@ fn per_second(n: u32) -> Option<Quota> {
 
 impl Limits {
     /// `anonymous_per_minute`: registrations without a token a source may
-    /// make per minute, when anonymous registration is enabled.
-    pub fn new(config: LimitsConfig, anonymous_per_minute: Option<u32>) -> Self {
+    /// make per minute, when anonymous registration is enabled;
+    /// `statements_per_minute`: the same when software statements are.
+    pub fn new(
+        config: LimitsConfig,
+        anonymous_per_minute: Option<u32>,
+        statements_per_minute: Option<u32>,
+    ) -> Self {
         Self {
             anonymous: anonymous_per_minute
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            statements: statements_per_minute
                 .and_then(NonZeroU32::new)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             per_source: config
@@ -78,6 +87,9 @@ impl Limits {
             l.retain_recent();
         }
         if let Some(l) = &self.authorizations {
+            l.retain_recent();
+        }
+        for l in [&self.anonymous, &self.statements].into_iter().flatten() {
             l.retain_recent();
         }
         if let Ok(mut blocked) = self.blocked.lock() {
@@ -144,6 +156,18 @@ impl Limits {
         }
     }
 
+    /// One registration without a token from `source` that a software
+    /// statement may admit; refused when the source is unknown, like
+    /// [`Self::check_anonymous`].
+    pub fn check_statement(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        match (source, &self.statements) {
+            (Some(ip), Some(limiter)) => limiter
+                .check_key(&ip)
+                .map_err(|n| n.wait_time_from(DefaultClock::default().now())),
+            _ => Err(Duration::from_secs(60)),
+        }
+    }
+
     /// One registration with the initial access token `id`.
     pub fn check_registration_token(&self, id: &str) -> Result<(), Duration> {
         match &self.per_token {
@@ -168,6 +192,7 @@ mod tests {
                 authorization_requests_per_minute_per_source: Some(3),
             },
             Some(2),
+            Some(1),
         )
     }
 
@@ -212,6 +237,8 @@ mod tests {
             l.check_anonymous(None).is_err(),
             "no address, no anonymous registration"
         );
+        assert!(l.check_statement(a).is_ok() && l.check_statement(a).is_err());
+        assert!(l.check_statement(b).is_ok() && l.check_statement(None).is_err());
     }
 
     #[test]

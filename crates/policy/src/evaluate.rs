@@ -70,6 +70,16 @@ pub fn evaluate(mut metadata: ClientMetadata, profile: &Profile, state: PolicySt
             violations.push(format!("{field}: required by profile {name:?}"));
         }
     }
+    // RFC 7591 defines no error for a missing statement (§3.2.2 covers
+    // statements presented). `software_statement` is a client metadata
+    // member (§2.3), so its absence where required is an invalid metadata
+    // value, reported like any other required member: `invalid_client_metadata`.
+    // `unapproved_software_statement` would claim a statement was presented.
+    if profile.require_software_statement && metadata.software_statement.is_none() {
+        violations.push(format!(
+            "software_statement: required by profile {name:?}; present a statement signed by a trusted issuer (RFC 7591 §2.3)"
+        ));
+    }
     if let Some(allowed) = &profile.grant_types {
         for grant in &metadata.grant_types {
             if !allowed.contains(grant) {

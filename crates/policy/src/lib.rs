@@ -77,6 +77,12 @@ pub struct Profile {
     pub refresh_token_lifetime: Option<Duration>,
     /// Every access token must be DPoP-bound (RFC 9449 §5).
     pub require_dpop: bool,
+    /// Registrations and updates must carry a verified software statement
+    /// (RFC 7591 §2.3; checklist DCR-46).
+    pub require_software_statement: bool,
+    /// Hosts that `jwks_uri` and `sector_identifier_uri` may name (exact or
+    /// `*.suffix`); `None`: any host the fetcher accepts.
+    pub fetch_hosts: Option<Vec<String>>,
 }
 
 impl Profile {
@@ -116,6 +122,8 @@ impl Policy {
             introspection_audiences: Vec::new(),
             refresh_token_lifetime: None,
             require_dpop: false,
+            require_software_statement: false,
+            fetch_hosts: None,
         };
         Self {
             version: "builtin".into(),

@@ -63,6 +63,12 @@ pub struct RawProfile {
     /// Whether every access token must be DPoP-bound (RFC 9449): token
     /// requests without a proof are refused.
     pub require_dpop: Option<bool>,
+    /// Whether every registration (and update) must carry a software
+    /// statement from a trusted issuer (RFC 7591 §2.3).
+    pub require_software_statement: Option<bool>,
+    /// Hosts that URLs the server fetches for a client (`jwks_uri`,
+    /// `sector_identifier_uri`) may name: exact names or `*.example.com`.
+    pub fetch_hosts: Option<Vec<String>>,
 }
 
 /// Reads and validates a policy file whose top level is the policy table.
@@ -293,6 +299,10 @@ impl RawProfile {
             introspection_audiences,
             refresh_token_lifetime,
             require_dpop: self.require_dpop.unwrap_or(false),
+            require_software_statement: self.require_software_statement.unwrap_or(false),
+            fetch_hosts: self
+                .fetch_hosts
+                .map(|hosts| hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),
         })
     }
 }

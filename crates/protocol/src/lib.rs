@@ -12,6 +12,7 @@ pub mod capabilities;
 mod error;
 mod metadata;
 mod redirect;
+mod statement;
 mod validate;
 
 pub use body::check_json_shape;
@@ -19,4 +20,7 @@ pub use charter_jose::UniqueObject;
 pub use error::{Error, ErrorCode};
 pub use metadata::{ApplicationType, AuthMethod, ClientMetadata, GrantType, ResponseType};
 pub use redirect::is_loopback_host;
+pub use statement::{
+    parse_software_statement, SoftwareStatement, StatementCheck, UnverifiedStatement, CLOCK_SKEW,
+};
 pub use validate::{validate_registration, validate_update, UpdateRequest};

@@ -99,6 +99,11 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// RFC 7591 §2.3, §3.2.1: the verified software statement exactly as
+    /// presented, echoed unmodified; its claims are already merged into the
+    /// other members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_statement: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
     /// OpenID Connect members, present for clients that use the
@@ -113,6 +118,9 @@ pub struct ClientMetadata {
     pub default_max_age: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiate_login_uri: Option<String>,
+    /// OIDC DCR §5: a JSON array of URIs that must hold every redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
     /// RFC 9449 §5.2: every access token of this client is DPoP-bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_bound_access_tokens: Option<bool>,

@@ -31,10 +31,6 @@ const LOCALIZABLE: [&str; 5] = [
 /// rather than ignored because a client that sends them expects a behavior
 /// (encryption, request objects, pairwise subjects) it would silently not get.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "sector_identifier_uri",
-        "pairwise subject identifiers are not offered; subject_types_supported is [\"public\"]",
-    ),
     ("request_uris", "request objects are not supported"),
     (
         "request_object_signing_alg",
@@ -164,23 +160,17 @@ pub fn validate_update(body: &Map<String, Value>, client_id: &str) -> Result<Upd
     })
 }
 
-/// No software statement issuer is trusted yet, so a well-formed statement is
-/// unapproved and a malformed one invalid (RFC 7591 §3.2.2).
+/// A statement reached validation without being verified (the service
+/// verifies trusted issuers' statements first and validates through
+/// [`crate::SoftwareStatement`]), so nobody approved it: a malformed one is
+/// invalid, a well-formed one unapproved (RFC 7591 §3.2.2).
 fn software_statement_error(statement: &Value) -> Error {
-    let is_jws = statement.as_str().is_some_and(|s| {
-        let parts: Vec<&str> = s.split('.').collect();
-        parts.len() == 3 && parts.iter().take(2).all(|p| !p.is_empty())
-    });
-    if is_jws {
-        Error::new(
+    match crate::statement::parse(statement) {
+        Err(e) => e,
+        Ok(_) => Error::new(
             ErrorCode::UnapprovedSoftwareStatement,
             "software_statement: no software statement issuer is trusted by this server",
-        )
-    } else {
-        Error::new(
-            ErrorCode::InvalidSoftwareStatement,
-            "software_statement: must be a signed JWT in compact serialization (RFC 7591 §2.3)",
-        )
+        ),
     }
 }
 
@@ -423,6 +413,8 @@ impl Validator {
             jwks_uri,
             software_id: self.string(body, "software_id"),
             software_version: self.string(body, "software_version"),
+            // Set only by `SoftwareStatement::validate_*`, after verification.
+            software_statement: None,
             token_endpoint_auth_signing_alg: signing_alg,
             // OIDC DCR §2 defaults, applied and echoed for clients of the
             // authorization endpoint only.
@@ -431,6 +423,9 @@ impl Validator {
             require_auth_time: require_auth_time.or(oidc.then_some(false)),
             default_max_age,
             initiate_login_uri: self.https_uri(body, "initiate_login_uri", false),
+            // OIDC DCR §2, §5: https; fetched at registration by the service
+            // and checked to list every redirect URI.
+            sector_identifier_uri: self.https_uri(body, "sector_identifier_uri", false),
             dpop_bound_access_tokens,
             localized,
         };

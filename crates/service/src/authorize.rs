@@ -1148,6 +1148,9 @@ impl Authorizer {
         } else if client.in_use.client.initial_access_token_id.is_some() {
             "by dynamic client registration with an initial access token of its organization"
                 .to_owned()
+        } else if client.metadata.software_statement.is_some() {
+            "by dynamic client registration with a software statement of an issuer this server trusts"
+                .to_owned()
         } else {
             "by open dynamic client registration, without an initial access token".to_owned()
         };
@@ -1178,7 +1181,10 @@ impl Authorizer {
 
 /// Whether the client's redirect URIs were vouched for: registered with an
 /// initial access token of an organization (or by an administrator), not
-/// anonymously or by a metadata document anyone can publish.
+/// anonymously or by a metadata document anyone can publish. A client
+/// registered by a software statement alone does not count: the statement
+/// vouches for its redirect URIs only if it lists them, and the cautious
+/// answer costs no more than an error page instead of a redirect.
 fn trusted(client: &Client) -> bool {
     client.in_use.client.initial_access_token_id.is_some()
 }

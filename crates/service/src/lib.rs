@@ -16,7 +16,9 @@ mod keys;
 mod lifecycle;
 mod policy_check;
 mod registration;
+mod remote;
 pub mod reports;
+mod statements;
 mod token;
 mod usage;
 mod users;
@@ -37,6 +39,7 @@ pub use registration::{
     AdminIdentity, AdminRole, AuditFilter, AuthenticatedClient, ClientInformation, Registrar,
     RegistrationGrant, RequestContext, BAD_RAT,
 };
+pub use statements::{InlineKeys, StatementKeys};
 pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
 pub use usage::UsageRecorder;
 pub use users::{EndUser, LocalUsers, UserDirectory};

@@ -22,6 +22,14 @@ pub fn policy_check(
         });
     };
     let base = |decision: &str| json!({"decision": decision, "profile": profile.name, "policy_version": policy.version});
+    // A dry run verifies no signature, so it cannot say which of a
+    // statement's values would win; it decides plain JSON members only.
+    if body.get("software_statement").is_some_and(|v| !v.is_null()) {
+        let mut out = base("refuse");
+        out["error"] = json!("invalid_request");
+        out["reasons"] = json!(["software_statement: the dry run does not verify statements; send the statement's claims as JSON members instead"]);
+        return out;
+    }
     let metadata = match validate_registration(body) {
         Ok(metadata) => metadata,
         Err(e) => return refuse(base("refuse"), &e),

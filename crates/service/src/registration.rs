@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::credentials::{self, Credential, Hasher, Secret};
+use crate::statements::{Statements, Vouched};
 use crate::Error;
 
 /// The same answer for an unknown client and a wrong token, so the
@@ -22,35 +23,70 @@ use crate::Error;
 /// (RFC 7592 §2, OIDC DCR §4.4).
 pub const BAD_RAT: &str = "the registration access token is not valid for this client";
 
-/// Proof that a request carried a valid initial access token; only
+/// Proof that a request carried a valid initial access token, or came
+/// without one where the operator allows that; only
 /// [`Registrar::authenticate_iat`] makes one, so registration cannot be
 /// reached without it.
 #[derive(Debug)]
 pub struct RegistrationGrant {
-    token: InitialAccessToken,
-    /// No token was presented and anonymous registration admitted the
-    /// request; `token` then describes the quarantine organization and the
-    /// anonymous profile, and is not a stored token.
-    anonymous: bool,
+    /// The valid initial access token presented; `None` when none was.
+    token: Option<InitialAccessToken>,
+    /// Without a token, when anonymous registration is enabled: a stand-in
+    /// describing the quarantine organization and the anonymous profile
+    /// (not a stored token).
+    anonymous: Option<InitialAccessToken>,
+    /// Without a token: a software statement from a trusted issuer in the
+    /// body may stand in for one (checked once the body is read).
+    statements: bool,
 }
 
 impl RegistrationGrant {
-    /// The id (never the token) of the initial access token, for rate limits.
-    pub fn token_id(&self) -> &str {
-        &self.token.id
+    /// The id (never the token) of the initial access token, for rate
+    /// limits; `None` when no token was presented.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.id.as_str())
     }
 
+    /// No token, and anonymous registration may admit the request.
     pub fn is_anonymous(&self) -> bool {
-        self.anonymous
+        self.token.is_none() && self.anonymous.is_some()
     }
 
-    fn actor(&self) -> String {
-        if self.anonymous {
-            "anonymous".into()
-        } else {
-            format!("iat:{}", self.token.id)
+    /// No token, and a trusted software statement may admit the request.
+    pub fn may_present_statement(&self) -> bool {
+        self.token.is_none() && self.statements
+    }
+
+    /// Who answers for the attempt before the body is read: the token, or
+    /// anonymous registration; `None` when only a statement could.
+    fn actor(&self) -> Option<String> {
+        match (&self.token, &self.anonymous) {
+            (Some(token), _) => Some(format!("iat:{}", token.id)),
+            (None, Some(_)) => Some("anonymous".into()),
+            (None, None) => None,
         }
     }
+
+    fn organization_id(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .or(self.anonymous.as_ref())
+            .map(|t| t.organization_id.clone())
+    }
+}
+
+/// What binds a new client: its organization and profile, the initial
+/// access token whose use it counts, and who answers for it in the audit log.
+struct Binding {
+    organization_id: String,
+    profile: String,
+    token_id: Option<String>,
+    actor: String,
+    /// Anonymous registration: public clients only.
+    anonymous: bool,
+    /// The profile came from a trusted issuer's configuration rather than
+    /// from a stored token.
+    profile_from_statement: bool,
 }
 
 /// Proof that a request carried the registration access token of this
@@ -70,10 +106,13 @@ struct SecretState {
 pub struct Registrar {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) hasher: Hasher,
-    issuer: Issuer,
+    pub(crate) issuer: Issuer,
     pub(crate) config: RegistrationConfig,
     pub(crate) policy: Arc<Policy>,
     pub(crate) lifecycle: charter_config::LifecycleConfig,
+    pub(crate) statements: Statements,
+    /// `None`: nothing is fetched, and metadata naming URLs to fetch is refused.
+    pub(crate) fetcher: Option<charter_fetch::Fetcher>,
 }
 
 /// A client information response (RFC 7591 §3.2.1, RFC 7592 §3): the
@@ -142,7 +181,35 @@ impl Registrar {
             config,
             policy,
             lifecycle: charter_config::LifecycleConfig::default(),
+            statements: Statements::default(),
+            fetcher: None,
         }
+    }
+
+    /// The fetcher that vets and fetches URLs clients register
+    /// (`jwks_uri`, `sector_identifier_uri`).
+    pub fn with_fetcher(mut self, fetcher: charter_fetch::Fetcher) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// URLs in `metadata` the server would fetch, checked before anything
+    /// is stored (issue 6: fail early).
+    async fn check_remote(
+        &self,
+        profile: &charter_policy::Profile,
+        metadata: &ClientMetadata,
+    ) -> Result<(), Error> {
+        if metadata.jwks_uri.is_none() && metadata.sector_identifier_uri.is_none() {
+            return Ok(());
+        }
+        let Some(fetcher) = &self.fetcher else {
+            return Err(ProtocolError::invalid_metadata(
+                "jwks_uri and sector_identifier_uri cannot be used: this server fetches nothing",
+            )
+            .into());
+        };
+        crate::remote::check_remote_metadata(fetcher, profile, metadata).await
     }
 
     /// Sets the lifecycle rules (secret rotation overlap, the reaper's periods).
@@ -161,28 +228,159 @@ impl Registrar {
     }
 
     /// RFC 7591 §3: registers a client under the organization of the
-    /// presented initial access token.
+    /// presented initial access token, or of the trusted issuer whose
+    /// software statement the request carries (RFC 7591 §2.3), or, where
+    /// enabled, anonymously.
     ///
-    /// Every attempt made with a valid token is audited: an admission in
-    /// the transaction that stores the client, a refusal on its own.
+    /// Every attempt that a valid token, anonymous registration or a
+    /// verified statement admitted is audited: an admission in the
+    /// transaction that stores the client, a refusal on its own. The audit
+    /// entry names a statement's issuer and `software_id`.
     pub async fn register(
         &self,
         grant: RegistrationGrant,
         body: &Map<String, Value>,
         context: &RequestContext,
     ) -> Result<ClientInformation, Error> {
-        let result = self.decide_and_register(&grant, body, context).await;
+        let vouched = match self.verify_statement(body).await {
+            Ok(vouched) => vouched,
+            Err(e) => {
+                // Nobody vouched for a caller without a token (or anonymous
+                // registration): like a bad token, its refusal is not written.
+                self.audit_registration_refusal(
+                    grant.actor(),
+                    grant.organization_id(),
+                    Vec::new(),
+                    &e,
+                    context,
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        let provenance: Vec<String> = vouched.iter().map(|v| v.statement.audit_reason()).collect();
+        let binding = match self.bind(&grant, vouched.as_ref()).await {
+            Ok(binding) => binding,
+            Err(e) => {
+                let actor = grant
+                    .actor()
+                    .or_else(|| vouched.as_ref().map(Vouched::actor));
+                self.audit_registration_refusal(
+                    actor,
+                    grant.organization_id(),
+                    provenance,
+                    &e,
+                    context,
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        let statement = vouched.as_ref().map(|v| &v.statement);
+        let result = self
+            .decide_and_register(&binding, statement, body, context, provenance.clone())
+            .await;
         if let Err(e) = &result {
-            let mut event = context.event(grant.actor(), "client.register", "refused");
-            event.organization_id = Some(grant.token.organization_id.clone());
-            self.audit_refusal(event, e).await?;
+            self.audit_registration_refusal(
+                Some(binding.actor.clone()),
+                Some(binding.organization_id.clone()),
+                provenance,
+                e,
+                context,
+            )
+            .await?;
         }
         result
     }
 
-    /// Appends a refusal to the audit log; internal errors are not refusals.
+    /// The organization and profile a new client is bound to.
+    ///
+    /// A trusted statement binds it to its issuer's organization and
+    /// profile exactly as an initial access token would. With a token as
+    /// well, both must agree on the organization (the token's holder
+    /// cannot register into another organization by presenting a partner's
+    /// statement), and the issuer's profile applies.
+    async fn bind(
+        &self,
+        grant: &RegistrationGrant,
+        vouched: Option<&Vouched>,
+    ) -> Result<Binding, Error> {
+        let from_token = |token: &InitialAccessToken| Binding {
+            organization_id: token.organization_id.clone(),
+            profile: token.profile.clone(),
+            token_id: Some(token.id.clone()),
+            actor: format!("iat:{}", token.id),
+            anonymous: false,
+            profile_from_statement: false,
+        };
+        match (&grant.token, vouched) {
+            (Some(token), None) => Ok(from_token(token)),
+            (Some(token), Some(vouched)) => {
+                let organization = self.issuer_organization(&vouched.issuer).await?;
+                if organization.id != token.organization_id {
+                    return Err(ProtocolError::new(
+                        charter_protocol::ErrorCode::UnapprovedSoftwareStatement,
+                        format!(
+                            "software_statement: issuer {:?} registers clients into organization {:?}, but the initial access token belongs to another organization",
+                            vouched.issuer.issuer, vouched.issuer.organization
+                        ),
+                    )
+                    .into());
+                }
+                Ok(Binding {
+                    profile: vouched.issuer.profile.clone(),
+                    profile_from_statement: true,
+                    ..from_token(token)
+                })
+            }
+            (None, Some(vouched)) => {
+                let organization = self.issuer_organization(&vouched.issuer).await?;
+                Ok(Binding {
+                    organization_id: organization.id,
+                    profile: vouched.issuer.profile.clone(),
+                    token_id: None,
+                    actor: vouched.actor(),
+                    anonymous: false,
+                    profile_from_statement: true,
+                })
+            }
+            (None, None) => match &grant.anonymous {
+                Some(stand_in) => Ok(Binding {
+                    token_id: None,
+                    actor: "anonymous".into(),
+                    anonymous: true,
+                    ..from_token(stand_in)
+                }),
+                // Without a token, only a statement could have admitted
+                // the request, and it carried none: the bare challenge.
+                None => Err(Error::MissingToken),
+            },
+        }
+    }
+
+    /// Audits a refused registration on behalf of `actor`; without one
+    /// (nobody vouched for the caller) nothing is written.
+    async fn audit_registration_refusal(
+        &self,
+        actor: Option<String>,
+        organization_id: Option<String>,
+        reasons: Vec<String>,
+        error: &Error,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
+        let Some(actor) = actor else {
+            return Ok(());
+        };
+        let mut event = context.event(actor, "client.register", "refused");
+        event.organization_id = organization_id;
+        event.reasons = reasons;
+        self.audit_refusal(event, error).await
+    }
+
+    /// Appends a refusal to the audit log, its reasons after any already
+    /// on the event; internal errors are not refusals.
     async fn audit_refusal(&self, mut event: AuditEvent, error: &Error) -> Result<(), Error> {
-        event.reasons = match error {
+        let reasons: Vec<String> = match error {
             Error::Protocol(e) => e.description.split("; ").map(str::to_owned).collect(),
             Error::InvalidToken(why) => vec![(*why).to_owned()],
             Error::MissingToken
@@ -194,6 +392,7 @@ impl Registrar {
             | Error::DpopNonce { .. }
             | Error::ResourceDpop { .. } => return Ok(()),
         };
+        event.reasons.extend(reasons);
         event.policy_version = Some(self.policy.version.clone());
         self.store.append_audit(event).await?;
         Ok(())
@@ -201,15 +400,21 @@ impl Registrar {
 
     async fn decide_and_register(
         &self,
-        grant: &RegistrationGrant,
+        binding: &Binding,
+        statement: Option<&charter_protocol::SoftwareStatement>,
         body: &Map<String, Value>,
         context: &RequestContext,
+        provenance: Vec<String>,
     ) -> Result<ClientInformation, Error> {
-        let iat = &grant.token;
-        let metadata = validate_registration(body)?;
+        // RFC 7591 §2.3: the statement's values take precedence, so they
+        // are merged over the JSON members before the usual validation.
+        let metadata = match statement {
+            Some(statement) => statement.validate_registration(body)?,
+            None => validate_registration(body)?,
+        };
         // Anonymous registration admits public clients only: no secret is
         // ever handed to a caller nobody vouched for.
-        if grant.anonymous
+        if binding.anonymous
             && metadata.token_endpoint_auth_method != charter_protocol::AuthMethod::None
         {
             return Err(ProtocolError::invalid_metadata(
@@ -217,16 +422,22 @@ impl Registrar {
             )
             .into());
         }
-        let profile = self
-            .policy
-            .profile(&iat.profile)
-            .ok_or(Error::InvalidToken(
-                "the initial access token names a policy profile that is no longer defined",
-            ))?;
+        let profile = self.policy.profile(&binding.profile).ok_or_else(|| {
+            if binding.profile_from_statement {
+                Error::Internal(format!(
+                    "the software statement issuer's profile {:?} is not defined",
+                    binding.profile
+                ))
+            } else {
+                Error::InvalidToken(
+                    "the initial access token names a policy profile that is no longer defined",
+                )
+            }
+        })?;
         let organization_client_count = match profile.max_clients_per_organization {
             Some(_) => {
                 self.store
-                    .organization_client_count(&iat.organization_id)
+                    .organization_client_count(&binding.organization_id)
                     .await?
             }
             None => 0,
@@ -258,6 +469,7 @@ impl Registrar {
             }
             Decision::Refuse(e) => return Err(e.into()),
         };
+        self.check_remote(profile, &metadata).await?;
         let now = crate::now();
         let expires_at = now + profile.client_lifetime.as_secs() as i64;
         let client_id = credentials::random_id()?;
@@ -269,8 +481,8 @@ impl Registrar {
         } = self.new_secret(&metadata, profile, now, expires_at)?;
         let record = ClientRecord {
             client_id: client_id.clone(),
-            organization_id: iat.organization_id.clone(),
-            initial_access_token_id: (!grant.anonymous).then(|| iat.id.clone()),
+            organization_id: binding.organization_id.clone(),
+            initial_access_token_id: binding.token_id.clone(),
             metadata: serde_json::to_value(&metadata)
                 .map_err(|e| Error::Internal(e.to_string()))?,
             secret_hash,
@@ -290,10 +502,14 @@ impl Registrar {
             previous_secret_hash: None,
             previous_secret_expires_at: None,
         };
-        let mut event = context.event(grant.actor(), "client.register", decision_name(status));
-        event.organization_id = Some(iat.organization_id.clone());
+        let mut event = context.event(
+            binding.actor.clone(),
+            "client.register",
+            decision_name(status),
+        );
+        event.organization_id = Some(binding.organization_id.clone());
         event.client_id = Some(client_id.clone());
-        event.reasons = reasons;
+        event.reasons = [provenance, reasons].concat();
         event.policy_version = Some(self.policy.version.clone());
         // The quota was checked by the policy already; the store checks it
         // again inside the insert's transaction, where it is exact.
@@ -325,7 +541,7 @@ impl Registrar {
             client_id_issued_at: now,
             client_secret_expires_at: secret_expires_at,
             registration_access_token: Some(rat),
-            organization_id: iat.organization_id.clone(),
+            organization_id: binding.organization_id.clone(),
             status,
             metadata,
         })
@@ -352,7 +568,16 @@ impl Registrar {
         );
         event.organization_id = Some(client.organization_id.clone());
         event.client_id = Some(client.client_id.clone());
-        let result = self.replace(client, body, event.clone()).await;
+        let result = match self.update_statement(&client, body).await {
+            Ok(statement) => {
+                if let Some(statement) = &statement {
+                    event.reasons.push(statement.audit_reason());
+                }
+                self.replace(client, body, statement.as_ref(), event.clone())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             self.audit_refusal(event, e).await?;
         }
@@ -363,11 +588,15 @@ impl Registrar {
         &self,
         client: ClientRecord,
         body: &Map<String, Value>,
+        statement: Option<&charter_protocol::SoftwareStatement>,
         mut event: AuditEvent,
     ) -> Result<ClientInformation, Error> {
         let client_id = client.client_id.clone();
         let client_id = client_id.as_str();
-        let request = validate_update(body, client_id)?;
+        let request = match statement {
+            Some(statement) => statement.validate_update(body, client_id)?,
+            None => validate_update(body, client_id)?,
+        };
         if let Some(presented) = &request.client_secret {
             let matches = client.secret_hash.is_some_and(|stored| {
                 self.hasher
@@ -404,6 +633,7 @@ impl Registrar {
             }
             Decision::Refuse(e) => return Err(e.into()),
         };
+        self.check_remote(profile, &metadata).await?;
         let now = crate::now();
         let client_expires_at = client.expires_at.unwrap_or(i64::MAX);
         // A confidential client keeps its secret; one that becomes
@@ -548,7 +778,7 @@ impl Registrar {
         source: Option<std::net::IpAddr>,
     ) -> Result<RegistrationGrant, Error> {
         let Some(presented) = presented else {
-            return self.anonymous_grant().await;
+            return self.tokenless_grant().await;
         };
         let hash = self.hasher.hash(Credential::InitialAccessToken, presented);
         let token = self
@@ -596,39 +826,55 @@ impl Registrar {
             return Err(Error::InvalidToken("the initial access token has expired"));
         }
         Ok(RegistrationGrant {
-            token,
-            anonymous: false,
+            token: Some(token),
+            anonymous: None,
+            statements: false,
         })
     }
 
-    /// Without a token: a grant for the quarantine organization under the
-    /// anonymous profile when the operator enabled anonymous registration,
-    /// otherwise the bare 401 challenge.
-    async fn anonymous_grant(&self) -> Result<RegistrationGrant, Error> {
-        let Some(anonymous) = &self.config.anonymous else {
+    /// Without a token: a grant that anonymous registration (for the
+    /// quarantine organization under the anonymous profile) or a trusted
+    /// software statement in the body may use, when the operator enabled
+    /// either; otherwise the bare 401 challenge, before any body is read.
+    async fn tokenless_grant(&self) -> Result<RegistrationGrant, Error> {
+        let anonymous = self.anonymous_stand_in().await?;
+        let statements = self.accepts_software_statements();
+        if anonymous.is_none() && !statements {
             return Err(Error::MissingToken);
+        }
+        Ok(RegistrationGrant {
+            token: None,
+            anonymous,
+            statements,
+        })
+    }
+
+    /// The stand-in token of anonymous registration, when it is enabled and
+    /// its quarantine organization is active.
+    async fn anonymous_stand_in(&self) -> Result<Option<InitialAccessToken>, Error> {
+        let Some(anonymous) = &self.config.anonymous else {
+            return Ok(None);
         };
-        let organization = self
+        let Some(organization) = self
             .store
             .organization_by_name(&anonymous.organization)
             .await?
             .filter(|o| o.status == "active")
-            .ok_or(Error::MissingToken)?;
-        Ok(RegistrationGrant {
-            token: InitialAccessToken {
-                id: "anonymous".into(),
-                organization_id: organization.id,
-                token_hash: [0; 32],
-                created_at: 0,
-                expires_at: None,
-                revoked: false,
-                profile: anonymous.profile.clone(),
-                max_uses: None,
-                uses: 0,
-                allowed_cidr: None,
-            },
-            anonymous: true,
-        })
+        else {
+            return Ok(None);
+        };
+        Ok(Some(InitialAccessToken {
+            id: "anonymous".into(),
+            organization_id: organization.id,
+            token_hash: [0; 32],
+            created_at: 0,
+            expires_at: None,
+            revoked: false,
+            profile: anonymous.profile.clone(),
+            max_uses: None,
+            uses: 0,
+            allowed_cidr: None,
+        }))
     }
 
     /// Creates the quarantine organization of anonymous registration if it

@@ -111,6 +111,8 @@ pub struct TokenService {
     verified: crate::verified::VerifiedTokens,
     users: Arc<dyn crate::UserDirectory>,
     dpop: DpopConfig,
+    /// Fetches the keys of clients registered with `jwks_uri`.
+    fetcher: Option<charter_fetch::Fetcher>,
 }
 
 /// Answers for the four states of a client that may not be used; each
@@ -179,7 +181,34 @@ impl TokenService {
             verified: Default::default(),
             users,
             dpop,
+            fetcher: None,
         }
+    }
+
+    /// The fetcher for `jwks_uri` keys (without one, such clients cannot
+    /// use `private_key_jwt`).
+    pub fn with_fetcher(mut self, fetcher: charter_fetch::Fetcher) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// The keys at a client's `jwks_uri`, through the fetcher's cache, or
+    /// fetched again (`fresh`) when a `kid` is unknown (OIDC Core §10.1.1:
+    /// the client rotated its keys).
+    async fn remote_keys(&self, uri: &str, fresh: bool) -> Result<Vec<PublicKey>, String> {
+        let fetcher = self
+            .fetcher
+            .as_ref()
+            .ok_or_else(|| "this server fetches no jwks_uri".to_owned())?;
+        let fetched = if fresh {
+            fetcher.get_fresh(uri, charter_fetch::Purpose::JwkSet).await
+        } else {
+            fetcher.get(uri, charter_fetch::Purpose::JwkSet).await
+        }
+        .map_err(|e| format!("jwks_uri: {e}"))?;
+        let set: Value = serde_json::from_slice(&fetched.body)
+            .map_err(|_| "jwks_uri: the document is not a JSON JWK Set".to_owned())?;
+        Ok(public_keys(&set))
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
@@ -463,24 +492,26 @@ impl TokenService {
             .ok_or_else(|| fail(format!("jti is required (1 to {MAX_JTI_LEN} characters)")))?;
         // The signature last among the checks without side effects: it is
         // the expensive one. The jti is recorded only once it verified.
-        let Some(jwks) = &metadata.jwks else {
-            return Err(fail(
-                "the client registered no jwks; keys from jwks_uri are not fetched yet".into(),
-            ));
+        let verifies = |keys: &[PublicKey]| {
+            keys.iter()
+                .filter(|k| jwt.kid().is_none() || k.kid() == jwt.kid())
+                .any(|k| k.verify(jwt).is_ok())
         };
-        let keys: Vec<PublicKey> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| PublicKey::from_jwk(k).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let verified = keys
-            .iter()
-            .filter(|k| jwt.kid().is_none() || k.kid() == jwt.kid())
-            .any(|k| k.verify(jwt).is_ok());
+        let verified = match (&metadata.jwks, &metadata.jwks_uri) {
+            (Some(jwks), _) => verifies(&public_keys(jwks)),
+            (None, Some(uri)) => {
+                let keys = self.remote_keys(uri, false).await.map_err(fail)?;
+                let known_kid = jwt
+                    .kid()
+                    .is_none_or(|kid| keys.iter().any(|k| k.kid() == Some(kid)));
+                // An unknown kid means the client rotated its keys: fetch
+                // once more (rate limited by the fetcher), never on a
+                // known kid whose signature fails.
+                verifies(&keys)
+                    || (!known_kid && verifies(&self.remote_keys(uri, true).await.map_err(fail)?))
+            }
+            (None, None) => return Err(fail("the client registered no keys".into())),
+        };
         if !verified {
             return Err(fail(
                 "the signature does not verify with any key the client registered".into(),
@@ -820,6 +851,19 @@ impl TokenService {
             .await?;
         Ok(())
     }
+}
+
+/// The usable public keys of a JWK Set (a client's `jwks` or the document
+/// at its `jwks_uri`); keys this server cannot use are skipped.
+fn public_keys(set: &Value) -> Vec<PublicKey> {
+    set.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| PublicKey::from_jwk(k).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// RFC 6749 §3.3: the scope granted. A client may get what it registered

@@ -15,7 +15,8 @@ use crate::{TokenHash, UnixTime};
 pub struct AuditEvent {
     pub at: UnixTime,
     /// `iat:<id>`, `client:<client_id>` (its registration access token),
-    /// `admin`, or `system`.
+    /// `anonymous`, `statement:<iss>` (a registration only a software
+    /// statement admitted), `admin`, or `system`.
     pub actor: String,
     /// e.g. `client.register`, `client.update`, `client.delete`, `iat.issue`.
     pub action: String,

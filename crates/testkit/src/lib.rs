@@ -17,6 +17,23 @@ use std::sync::Arc;
 
 pub mod browser;
 
+/// base64url without padding (RFC 7515 §2), for tests that build JOSE objects.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    charter_service::now()
+}
+
+/// 128 random bits, base64url (for `jti` values and the like).
+pub fn random() -> String {
+    charter_service::credentials::random_id().expect("random")
+}
+pub mod https;
+
 pub use charter_store::contract::join_all;
 pub use reqwest;
 pub use serde_json::json;
@@ -34,6 +51,19 @@ pub struct Options {
     pub issuer_path: String,
     /// Extra TOML appended to the generated configuration.
     pub extra_toml: String,
+    /// Names the server's fetcher resolves, and to what: tests never look
+    /// up an outside name (every name not listed fails to resolve).
+    pub resolve: Vec<(String, Vec<std::net::IpAddr>)>,
+}
+
+impl Options {
+    fn resolver(&self) -> Arc<dyn charter_fetch::Resolve> {
+        let mut resolver = charter_fetch::StaticResolver::new();
+        for (host, addrs) in &self.resolve {
+            resolver = resolver.with(host, addrs);
+        }
+        Arc::new(resolver)
+    }
 }
 
 pub fn postgres_url() -> String {
@@ -163,7 +193,7 @@ impl TestServer {
                 ))
             }
         };
-        let server = charter::start_with_store(config, store)
+        let server = charter::start_with(config, store, self.options.resolver())
             .await
             .expect("server starts");
         self.issuer = server.issuer.to_string();
@@ -189,7 +219,7 @@ impl TestServer {
                 .await
                 .expect("open PostgreSQL test schema"),
         );
-        let server = charter::start_with_store(config, Some(store))
+        let server = charter::start_with(config, Some(store), self.options.resolver())
             .await
             .expect("replica starts");
         assert!(server.bootstrap.is_none(), "a replica must not bootstrap");

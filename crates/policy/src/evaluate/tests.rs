@@ -153,6 +153,23 @@ fn required_fields() {
     ));
 }
 
+// DCR-46: a profile that requires a software statement refuses a request
+// without one as invalid metadata; the verified statement is recorded in
+// the metadata by the protocol layer.
+#[test]
+fn required_software_statement() {
+    let rules = "require_software_statement = true";
+    refused(
+        decide(rules, json!({"grant_types": [CC]})),
+        ErrorCode::InvalidClientMetadata,
+        "software_statement: required by profile \"p\"",
+    );
+    let mut metadata = request(json!({"grant_types": [CC]}));
+    metadata.software_statement = Some("header.payload.signature".into());
+    admitted(evaluate(metadata, &profile(rules), PolicyState::default()));
+    admitted(decide("", json!({"grant_types": [CC]})));
+}
+
 #[test]
 fn every_violation_is_listed() {
     let rules = "grant_types = [\"authorization_code\"]\nrequired_fields = [\"contacts\"]\nscopes = [\"read\"]";

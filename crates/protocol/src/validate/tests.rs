@@ -340,9 +340,18 @@ fn oidc_members() {
             .extend(extra.as_object().unwrap().clone());
         b
     };
+    // OIDR-09: https only; the fetch itself is the service's.
+    assert_eq!(
+        ok(code(
+            json!({"sector_identifier_uri": "https://c.example/s.json"})
+        ))
+        .sector_identifier_uri
+        .as_deref(),
+        Some("https://c.example/s.json")
+    );
     check(
-        code(json!({"sector_identifier_uri": "https://c.example/s.json"})),
-        Err((META, "pairwise")),
+        code(json!({"sector_identifier_uri": "http://c.example/s.json"})),
+        Err((META, "sector_identifier_uri")),
     );
     check(
         code(json!({"subject_type": "pairwise"})),
@@ -394,15 +403,21 @@ fn oidc_members() {
     );
 }
 
-// DCR-40, DCR-42: no issuer is trusted yet.
+// DCR-40, DCR-42: a statement that reaches validation unverified.
 #[test]
 fn software_statements() {
+    // {"alg":"ES256"}.{"iss":"x"}.sig: well-formed, but nobody verified it.
     check(
-        json!({"software_statement": "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."}),
+        json!({"software_statement": "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln"}),
         Err((
             ErrorCode::UnapprovedSoftwareStatement,
             "no software statement issuer",
         )),
+    );
+    // DCR-40: alg "none" is not a signed statement at all.
+    check(
+        json!({"software_statement": "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."}),
+        Err((ErrorCode::InvalidSoftwareStatement, "compact")),
     );
     check(
         json!({"software_statement": "{\"iss\":\"x\"}"}),

@@ -9,7 +9,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use charter_testkit::browser::{code_client_metadata, pkce, redirect_params, Browser};
-use charter_testkit::{json, on_both_backends, Options, TestServer};
+use charter_testkit::{b64, json, now, on_both_backends, random, Options, TestServer};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::Value;
@@ -17,21 +17,6 @@ use sha2::{Digest, Sha256};
 
 const PASSWORD: &str = "correct horse battery staple";
 const REDIRECT: &str = "http://127.0.0.1:61234/cb";
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn random() -> String {
-    charter_service::credentials::random_id().expect("random")
-}
 
 /// RFC 9449 §4.2 `ath`: base64url SHA-256 of the access token.
 fn ath(token: &str) -> String {

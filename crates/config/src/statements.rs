@@ -1,0 +1,267 @@
+//! `[software_statements]`: the issuers whose software statements (RFC 7591
+//! §2.3) this server trusts, each with its public keys, the organization
+//! its clients belong to and the policy profile they are decided under.
+//!
+//! Keys are given inline (`jwks`) and read into [`charter_jose::PublicKey`]s
+//! here, so a bad key stops the server at start-up rather than failing every
+//! registration. A `jwks_uri` source needs the outbound fetcher: it becomes a
+//! second [`IssuerKeys`] variant, and the service's `StatementKeys` trait
+//! (`crates/service/src/statements.rs`) is where it is fetched.
+
+use charter_jose::{PublicKey, VERIFY_ALGS};
+use charter_policy::Policy;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Statements from an issuer that sets no `algorithms`: every asymmetric
+/// algorithm the server verifies.
+pub const DEFAULT_STATEMENT_ALGS: [&str; 3] = VERIFY_ALGS;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSoftwareStatements {
+    pub enabled: Option<bool>,
+    pub registrations_per_minute_per_source: Option<u32>,
+    #[serde(default)]
+    pub issuers: Vec<RawStatementIssuer>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatementIssuer {
+    /// The statement's `iss`, compared exactly.
+    pub issuer: Option<String>,
+    /// A JWK Set: a table with `keys`, or the JSON text of one.
+    pub jwks: Option<Value>,
+    /// Not supported yet; named so that the problem says so.
+    pub jwks_uri: Option<String>,
+    pub organization: Option<String>,
+    pub profile: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+}
+
+/// Validated software statement settings.
+#[derive(Debug, Clone)]
+pub struct SoftwareStatementsConfig {
+    /// When off, every statement is refused as unapproved, as if no issuer
+    /// were trusted (the issuers are still validated).
+    pub enabled: bool,
+    /// Registrations without an initial access token a source may attempt
+    /// per minute (a statement is then the only credential).
+    pub registrations_per_minute_per_source: u32,
+    pub issuers: Vec<TrustedIssuer>,
+}
+
+impl Default for SoftwareStatementsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            registrations_per_minute_per_source: 60,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+impl SoftwareStatementsConfig {
+    /// The trusted issuer whose identifier is exactly `iss`; `None` when it
+    /// is not configured or the feature is off.
+    pub fn issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
+        if !self.enabled {
+            return None;
+        }
+        self.issuers.iter().find(|i| i.issuer == iss)
+    }
+}
+
+/// An issuer whose statements bind clients to `organization` and `profile`.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    pub issuer: String,
+    pub keys: IssuerKeys,
+    /// The name of the organization its clients belong to; it must exist
+    /// when a statement is presented.
+    pub organization: String,
+    /// The policy profile its clients are decided under.
+    pub profile: String,
+    /// The algorithms its statements may be signed with.
+    pub algorithms: Vec<&'static str>,
+}
+
+/// Where a trusted issuer's public keys come from.
+#[derive(Debug, Clone)]
+pub enum IssuerKeys {
+    /// A JWK Set given in the configuration.
+    Inline(Vec<PublicKey>),
+}
+
+impl RawSoftwareStatements {
+    /// Validates every issuer; `policy` is `None` when the policy itself
+    /// is invalid (its problems are reported already).
+    pub(crate) fn validate(
+        self,
+        policy: Option<&Policy>,
+        problems: &mut Vec<String>,
+    ) -> SoftwareStatementsConfig {
+        let defaults = SoftwareStatementsConfig::default();
+        let enabled = self.enabled.unwrap_or(defaults.enabled);
+        let per_minute = self
+            .registrations_per_minute_per_source
+            .unwrap_or(defaults.registrations_per_minute_per_source);
+        if per_minute == 0 {
+            problems.push("software_statements.registrations_per_minute_per_source: must be at least 1; registration without a token is always rate limited".into());
+        }
+        if enabled && self.issuers.is_empty() {
+            problems.push("software_statements.issuers: none configured; software_statements.enabled = true needs at least one [[software_statements.issuers]]".into());
+        }
+        let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        for (i, raw) in self.issuers.into_iter().enumerate() {
+            let key = format!("software_statements.issuers[{i}]");
+            if let Some(issuer) = raw.validate(&key, policy, problems) {
+                if let Some(first) = issuers.iter().position(|t| t.issuer == issuer.issuer) {
+                    problems.push(format!(
+                        "{key}.issuer: {:?} is already configured as software_statements.issuers[{first}]; trust an issuer once",
+                        issuer.issuer
+                    ));
+                }
+                issuers.push(issuer);
+            }
+        }
+        SoftwareStatementsConfig {
+            enabled,
+            registrations_per_minute_per_source: per_minute,
+            issuers,
+        }
+    }
+}
+
+impl RawStatementIssuer {
+    fn validate(
+        self,
+        key: &str,
+        policy: Option<&Policy>,
+        problems: &mut Vec<String>,
+    ) -> Option<TrustedIssuer> {
+        let before = problems.len();
+        let mut required = |field: &str, value: Option<String>, what: &str| match value {
+            Some(v) if !v.trim().is_empty() && !v.chars().any(char::is_control) => v,
+            Some(v) => {
+                problems.push(format!(
+                    "{key}.{field}: {v:?} must be non-empty printable text; {what}"
+                ));
+                String::new()
+            }
+            None => {
+                problems.push(format!("{key}.{field}: missing; {what}"));
+                String::new()
+            }
+        };
+        let issuer = required(
+            "issuer",
+            self.issuer,
+            "the statements' \"iss\", compared exactly",
+        );
+        let organization = required(
+            "organization",
+            self.organization,
+            "the name of the organization its clients belong to",
+        );
+        let profile = required(
+            "profile",
+            self.profile,
+            "the [policy] profile its clients are decided under",
+        );
+        if let Some(policy) = policy {
+            if !profile.is_empty() && policy.profile(&profile).is_none() {
+                problems.push(format!(
+                    "{key}.profile: {profile:?} is not a defined policy profile; define [policy.profiles.{profile}] or name another"
+                ));
+            }
+        }
+        let algorithms: Vec<&'static str> = match self.algorithms {
+            None => DEFAULT_STATEMENT_ALGS.to_vec(),
+            Some(names) if names.is_empty() => {
+                problems.push(format!(
+                    "{key}.algorithms: must not be empty; omit it to accept {}",
+                    VERIFY_ALGS.join(", ")
+                ));
+                Vec::new()
+            }
+            Some(names) => names
+                .iter()
+                .filter_map(|name| {
+                    let known = VERIFY_ALGS.iter().find(|a| **a == name.as_str()).copied();
+                    if known.is_none() {
+                        problems.push(format!(
+                            "{key}.algorithms: {name:?} is not accepted; use any of {} (never none or HMAC)",
+                            VERIFY_ALGS.join(", ")
+                        ));
+                    }
+                    known
+                })
+                .collect(),
+        };
+        let keys = match (self.jwks, self.jwks_uri) {
+            (_, Some(_)) => {
+                problems.push(format!("{key}.jwks_uri: not supported yet; give the issuer's public keys inline as {key}.jwks (jwks_uri arrives with the outbound fetcher)"));
+                Vec::new()
+            }
+            (None, None) => {
+                problems.push(format!(
+                    "{key}.jwks: missing; the issuer's public keys as a JWK Set (RFC 7517 §5)"
+                ));
+                Vec::new()
+            }
+            (Some(jwks), None) => public_keys(&format!("{key}.jwks"), jwks, problems),
+        };
+        if !keys.is_empty()
+            && !algorithms.is_empty()
+            && !keys
+                .iter()
+                .any(|k| algorithms.iter().any(|alg| k.suits(alg)))
+        {
+            problems.push(format!(
+                "{key}.jwks: no key can verify any of {key}.algorithms ({})",
+                algorithms.join(", ")
+            ));
+        }
+        (problems.len() == before).then_some(TrustedIssuer {
+            issuer,
+            keys: IssuerKeys::Inline(keys),
+            organization,
+            profile,
+            algorithms,
+        })
+    }
+}
+
+/// Reads a JWK Set of public signature keys, checked like a client's
+/// `jwks` (public members only, key sizes, points on the curve).
+fn public_keys(key: &str, jwks: Value, problems: &mut Vec<String>) -> Vec<PublicKey> {
+    let jwks = match jwks {
+        Value::String(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(value) => value,
+            Err(e) => {
+                problems.push(format!("{key}: the text is not a JSON JWK Set ({e})"));
+                return Vec::new();
+            }
+        },
+        other => other,
+    };
+    if let Err(e) = charter_jose::validate_client_jwks(&jwks) {
+        problems.push(format!("{key}: {e}"));
+        return Vec::new();
+    }
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(keys.len());
+    for (n, jwk) in keys.iter().enumerate() {
+        match PublicKey::from_jwk(jwk) {
+            Ok(k) => out.push(k),
+            Err(e) => problems.push(format!("{key}: key {n}: {e}")),
+        }
+    }
+    out
+}
