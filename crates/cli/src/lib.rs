@@ -236,8 +236,9 @@ pub async fn start_with(
     .with_fetcher(fetcher.clone())
     .with_software_statements(
         config.software_statements.clone(),
-        Arc::new(charter_service::InlineKeys),
-    );
+        Arc::new(charter_service::ConfiguredKeys::new(fetcher.clone())),
+    )
+    .with_workload_identity(config.workload_identity.clone());
     let usage = Arc::new(UsageRecorder::default());
     // One directory for the whole server: the admin API and sign-in share
     // its limit on concurrent password hashing.
@@ -255,7 +256,8 @@ pub async fn start_with(
         directory.clone(),
         config.dpop.clone(),
     )
-    .with_fetcher(fetcher);
+    .with_fetcher(fetcher)
+    .with_workload_identity(config.workload_identity.clone());
     let authorizer = charter_service::Authorizer::new(
         store.clone(),
         hasher.clone(),

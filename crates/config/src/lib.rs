@@ -14,6 +14,11 @@ pub use statements::{
 };
 
 mod statements;
+mod workloads;
+pub use workloads::{
+    RawTrustSource, RawWorkloadIdentity, WorkloadIdentityConfig, WorkloadKeys, WorkloadTrustSource,
+    DEFAULT_MAX_WORKLOAD_TOKEN_LIFETIME,
+};
 
 use serde::Deserialize;
 use std::fmt;
@@ -55,6 +60,9 @@ pub struct RawConfig {
     /// Trusted software statement issuers (RFC 7591 §2.3).
     #[serde(default)]
     pub software_statements: RawSoftwareStatements,
+    /// Trusted SPIFFE trust domains and Kubernetes clusters (workload identity).
+    #[serde(default)]
+    pub workload_identity: RawWorkloadIdentity,
 }
 
 /// End-user sign-in at the authorization endpoint.
@@ -179,6 +187,7 @@ pub struct Config {
     /// The outbound fetcher (jwks_uri, sector_identifier_uri, ...).
     pub fetch: charter_fetch::FetchConfig,
     pub software_statements: SoftwareStatementsConfig,
+    pub workload_identity: WorkloadIdentityConfig,
 }
 
 /// Validated token settings.
@@ -644,10 +653,13 @@ impl RawConfig {
         let login = self.login.validate(&mut problems);
         let dpop = self.dpop.validate(&mut problems);
         let fetch = self.fetch.validate(&mut problems);
-        let software_statements = self
-            .software_statements
-            .validate(policy.as_ref(), &mut problems);
+        let software_statements =
+            self.software_statements
+                .validate(policy.as_ref(), &fetch, &mut problems);
 
+        let workload_identity =
+            self.workload_identity
+                .validate(policy.as_ref(), &fetch, &mut problems);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
@@ -658,6 +670,7 @@ impl RawConfig {
             dpop,
             fetch,
             software_statements,
+            workload_identity,
             server: ServerConfig {
                 listen,
                 issuer,

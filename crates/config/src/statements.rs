@@ -2,12 +2,16 @@
 //! §2.3) this server trusts, each with its public keys, the organization
 //! its clients belong to and the policy profile they are decided under.
 //!
-//! Keys are given inline (`jwks`) and read into [`charter_jose::PublicKey`]s
-//! here, so a bad key stops the server at start-up rather than failing every
-//! registration. A `jwks_uri` source needs the outbound fetcher: it becomes a
-//! second [`IssuerKeys`] variant, and the service's `StatementKeys` trait
-//! (`crates/service/src/statements.rs`) is where it is fetched.
+//! An issuer's keys come one of two ways ([`IssuerKeys`]): inline (`jwks`),
+//! read into [`charter_jose::PublicKey`]s here, so that a bad key stops the
+//! server at start-up rather than failing every registration; or published
+//! at a `jwks_uri`, which must be `https` and pass every check of the
+//! outbound fetcher that needs no name lookup (so a literal loopback or
+//! private address not allowlisted under `[fetch]` stops the server too).
+//! A name is vetted, and the set fetched, when a statement is verified:
+//! the service's `ConfiguredKeys` (`crates/service/src/statements.rs`).
 
+use charter_fetch::FetchConfig;
 use charter_jose::{PublicKey, VERIFY_ALGS};
 use charter_policy::Policy;
 use serde::Deserialize;
@@ -33,7 +37,8 @@ pub struct RawStatementIssuer {
     pub issuer: Option<String>,
     /// A JWK Set: a table with `keys`, or the JSON text of one.
     pub jwks: Option<Value>,
-    /// Not supported yet; named so that the problem says so.
+    /// The https URL where the issuer publishes its JWK Set (instead of
+    /// `jwks`).
     pub jwks_uri: Option<String>,
     pub organization: Option<String>,
     pub profile: Option<String>,
@@ -92,14 +97,19 @@ pub struct TrustedIssuer {
 pub enum IssuerKeys {
     /// A JWK Set given in the configuration.
     Inline(Vec<PublicKey>),
+    /// The https URL of the issuer's JWK Set, fetched (and cached) through
+    /// the outbound fetcher when a statement is verified.
+    JwksUri(String),
 }
 
 impl RawSoftwareStatements {
     /// Validates every issuer; `policy` is `None` when the policy itself
-    /// is invalid (its problems are reported already).
+    /// is invalid (its problems are reported already). `fetch` holds the
+    /// fetcher's allowlists, which a `jwks_uri` is checked against.
     pub(crate) fn validate(
         self,
         policy: Option<&Policy>,
+        fetch: &FetchConfig,
         problems: &mut Vec<String>,
     ) -> SoftwareStatementsConfig {
         let defaults = SoftwareStatementsConfig::default();
@@ -116,7 +126,7 @@ impl RawSoftwareStatements {
         let mut issuers: Vec<TrustedIssuer> = Vec::new();
         for (i, raw) in self.issuers.into_iter().enumerate() {
             let key = format!("software_statements.issuers[{i}]");
-            if let Some(issuer) = raw.validate(&key, policy, problems) {
+            if let Some(issuer) = raw.validate(&key, policy, fetch, problems) {
                 if let Some(first) = issuers.iter().position(|t| t.issuer == issuer.issuer) {
                     problems.push(format!(
                         "{key}.issuer: {:?} is already configured as software_statements.issuers[{first}]; trust an issuer once",
@@ -139,6 +149,7 @@ impl RawStatementIssuer {
         self,
         key: &str,
         policy: Option<&Policy>,
+        fetch: &FetchConfig,
         problems: &mut Vec<String>,
     ) -> Option<TrustedIssuer> {
         let before = problems.len();
@@ -201,37 +212,75 @@ impl RawStatementIssuer {
                 .collect(),
         };
         let keys = match (self.jwks, self.jwks_uri) {
-            (_, Some(_)) => {
-                problems.push(format!("{key}.jwks_uri: not supported yet; give the issuer's public keys inline as {key}.jwks (jwks_uri arrives with the outbound fetcher)"));
-                Vec::new()
+            (Some(_), Some(_)) => {
+                problems.push(format!("{key}.jwks_uri: set together with {key}.jwks; give the issuer's public keys one way, inline (jwks) or by URL (jwks_uri)"));
+                IssuerKeys::Inline(Vec::new())
             }
             (None, None) => {
                 problems.push(format!(
-                    "{key}.jwks: missing; the issuer's public keys as a JWK Set (RFC 7517 §5)"
+                    "{key}.jwks: missing; the issuer's public keys as a JWK Set (RFC 7517 §5), or {key}.jwks_uri, the https URL where it publishes them"
                 ));
-                Vec::new()
+                IssuerKeys::Inline(Vec::new())
             }
-            (Some(jwks), None) => public_keys(&format!("{key}.jwks"), jwks, problems),
+            (Some(jwks), None) => {
+                IssuerKeys::Inline(public_keys(&format!("{key}.jwks"), jwks, problems))
+            }
+            (None, Some(url)) => {
+                IssuerKeys::JwksUri(jwks_uri(&format!("{key}.jwks_uri"), url, fetch, problems))
+            }
         };
-        if !keys.is_empty()
-            && !algorithms.is_empty()
-            && !keys
-                .iter()
-                .any(|k| algorithms.iter().any(|alg| k.suits(alg)))
-        {
-            problems.push(format!(
-                "{key}.jwks: no key can verify any of {key}.algorithms ({})",
-                algorithms.join(", ")
-            ));
+        // Keys at a jwks_uri are known only once fetched: a set that cannot
+        // verify the issuer's algorithms then fails each statement instead.
+        if let IssuerKeys::Inline(keys) = &keys {
+            if !keys.is_empty()
+                && !algorithms.is_empty()
+                && !keys
+                    .iter()
+                    .any(|k| algorithms.iter().any(|alg| k.suits(alg)))
+            {
+                problems.push(format!(
+                    "{key}.jwks: no key can verify any of {key}.algorithms ({})",
+                    algorithms.join(", ")
+                ));
+            }
         }
         (problems.len() == before).then_some(TrustedIssuer {
             issuer,
-            keys: IssuerKeys::Inline(keys),
+            keys,
             organization,
             profile,
             algorithms,
         })
     }
+}
+
+/// Checks an issuer's `jwks_uri`: an absolute `https` URL (the keys it
+/// serves vouch for clients, so they must not travel in the clear, whatever
+/// `fetch.allow_http` says) that the fetcher would not refuse without even
+/// resolving its host. Returned as written.
+fn jwks_uri(key: &str, url: String, fetch: &FetchConfig, problems: &mut Vec<String>) -> String {
+    let what = "the https URL of the issuer's JWK Set (RFC 7517 §5)";
+    match url::Url::parse(&url) {
+        Err(e) => problems.push(format!("{key}: {url:?} is not a URL ({e}); {what}")),
+        Ok(parsed) if parsed.scheme() != "https" => problems.push(format!(
+            "{key}: {url:?} must use https; the issuer's keys vouch for clients and must not travel in the clear"
+        )),
+        // Not echoed: the password would end up in the log.
+        Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            problems.push(format!(
+                "{key}: must not contain a user name or password (value not shown); {what}"
+            ))
+        }
+        Ok(parsed) if parsed.fragment().is_some() => problems.push(format!(
+            "{key}: {url:?} must not have a fragment (#...); {what}"
+        )),
+        Ok(_) => {
+            if let Err(e) = fetch.check_url(&url) {
+                problems.push(format!("{key}: {e}; the fetcher would refuse every fetch of it (an internal address must be allowed with fetch.allow_cidrs or fetch.allow_hosts)"));
+            }
+        }
+    }
+    url
 }
 
 /// Reads a JWK Set of public signature keys, checked like a client's

@@ -5,6 +5,7 @@
 //! `config` crate reads the TOML and builds it, and folds
 //! [`FetchConfig::problems`] into its own list of problems.
 
+use crate::error::FetchError;
 use ipnet::IpNet;
 use std::time::Duration;
 
@@ -83,6 +84,17 @@ impl Default for FetchConfig {
 }
 
 impl FetchConfig {
+    /// The checks a fetch of `url` makes that need no name lookup, under
+    /// these settings: the scheme, no userinfo, and an IP-literal or
+    /// `localhost` host vetted against the address rules and allowlists.
+    /// For configuration that names a URL (a software statement issuer's
+    /// `jwks_uri`), so that one the fetcher would always refuse stops the
+    /// server at start-up. A name is not resolved here: the fetcher vets it
+    /// at every fetch.
+    pub fn check_url(&self, url: &str) -> Result<(), FetchError> {
+        crate::vet::Policy::new(self).check_url(url).map(|_| ())
+    }
+
     /// Every problem with these settings, each naming the field (relative
     /// to the fetcher's section), the bad value and what is accepted. Empty
     /// when the settings are usable; [`crate::Fetcher::new`] refuses
@@ -259,6 +271,37 @@ mod tests {
         assert_eq!(Purpose::SoftwareStatementKeys.cap(), 65_536);
         assert_eq!(Purpose::SectorIdentifier.cap(), 65_536);
         assert_eq!(Purpose::MetadataDocument.cap(), 5_120);
+    }
+
+    #[test]
+    fn check_url_applies_the_rules_that_need_no_lookup() {
+        let strict = FetchConfig::default();
+        for ok in [
+            "https://keys.example.com/jwks",
+            "https://keys.internal/jwks",
+            "https://8.8.8.8/jwks",
+        ] {
+            assert_eq!(strict.check_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, reason) in [
+            ("http://keys.example.com/jwks", "not_https"),
+            ("https://u:p@keys.example.com/jwks", "userinfo"),
+            ("https://127.0.0.1/jwks", "non_global_address"),
+            ("https://0x7f000001/jwks", "non_global_address"),
+            ("https://localhost/jwks", "non_global_address"),
+            ("https://[fd00::1]/jwks", "non_global_address"),
+            ("not a url", "invalid_url"),
+        ] {
+            let e = strict.check_url(bad).expect_err(bad);
+            assert_eq!(e.reason(), reason, "{bad}: {e}");
+        }
+        let allowing = FetchConfig {
+            allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
+            allow_hosts: vec!["localhost".into()],
+            ..FetchConfig::default()
+        };
+        assert_eq!(allowing.check_url("https://127.0.0.1:8443/jwks"), Ok(()));
+        assert_eq!(allowing.check_url("https://localhost/jwks"), Ok(()));
     }
 
     #[test]

@@ -47,6 +47,26 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// The header in which a workload presents its SPIFFE JWT-SVID or
+/// Kubernetes service-account token at registration, in place of an initial
+/// access token (a Charter extension: RFC 7591 has no slot for it, and
+/// `Authorization: Bearer` carries initial access tokens). A header rather
+/// than a body member, so that the credential is checked before the body
+/// is read, like every other registration credential.
+pub const WORKLOAD_IDENTITY_HEADER: &str = "workload-identity";
+
+/// The `Workload-Identity` token, if the header is present. Several such
+/// headers, or a value that is not visible ASCII, yield an empty token, so
+/// that it fails as `invalid_token` rather than passing as a missing one.
+fn workload_token(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(WORKLOAD_IDENTITY_HEADER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return Some(String::new());
+    }
+    Some(value.to_str().map(str::trim).unwrap_or_default().to_owned())
+}
+
 /// A JSON object body: `Content-Type: application/json`, at most
 /// [`MAX_BODY_BYTES`], of a shape that cannot make parsing expensive, with no
 /// member name repeated. Axum runs the credential extractors (request parts)
@@ -168,8 +188,11 @@ impl FromRequestParts<Arc<AppState>> for ConfiguredClient {
 }
 
 /// A registration request that carried a valid initial access token
-/// (RFC 7591 §3), or none where anonymous registration or software
-/// statements are enabled.
+/// (RFC 7591 §3), or a valid workload identity token in its place (the
+/// `Workload-Identity` header, where workload identity is enabled), or
+/// neither where anonymous registration or software statements are enabled.
+/// A bad workload token is answered and counted like a bad initial access
+/// token.
 ///
 /// Credentials are checked from the request parts, before the body is
 /// read. Only without a token, when a trusted software statement in the
@@ -186,18 +209,30 @@ impl FromRequestParts<Arc<AppState>> for Registration {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers);
+        let workload = workload_token(&parts.headers);
         let source = source(parts);
         let too_many = |wait| Rejection::TooManyRequests(wait).into_response();
         state
             .limits
             .check_registration_source(source)
             .map_err(too_many)?;
-        let grant = guarded(
-            state,
-            source,
-            state.registrar.authenticate_iat(token.as_deref(), source),
-        )
-        .await?;
+        let authenticate = async {
+            match &workload {
+                Some(workload) => {
+                    state
+                        .registrar
+                        .authenticate_workload(token.as_deref(), workload)
+                        .await
+                }
+                None => {
+                    state
+                        .registrar
+                        .authenticate_iat(token.as_deref(), source)
+                        .await
+                }
+            }
+        };
+        let grant = guarded(state, source, authenticate).await?;
         match grant.token_id() {
             Some(id) => state
                 .limits

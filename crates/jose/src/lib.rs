@@ -1,9 +1,10 @@
 //! JOSE primitives Charter needs: the server's own signing keys (generation,
 //! serialization, public JWK Set) and validation of JWK Sets that clients
 //! register (RFC 7517, RFC 7518, RFC 7638), JWT signing and verification
-//! (RFC 7515, RFC 7519) with `ring`, DPoP proof verification (RFC 9449), and
-//! the hashes that name keys and tokens (RFC 7638 thumbprints, OIDC
-//! `at_hash` / `c_hash`).
+//! (RFC 7515, RFC 7519) with `ring`, DPoP proof verification (RFC 9449),
+//! workload identity tokens (SPIFFE JWT-SVIDs, Kubernetes service-account
+//! tokens), and the hashes that name keys and tokens (RFC 7638 thumbprints,
+//! OIDC `at_hash` / `c_hash`).
 //!
 //! This crate does no I/O and knows nothing about storage or HTTP: the caller
 //! persists the PKCS#8 bytes it gets from [`SigningKey::generate`] and passes
@@ -14,6 +15,7 @@ mod dpop;
 mod hashes;
 mod jwt;
 mod signing;
+mod workload;
 
 pub use client_jwks::{validate_client_jwks, JwksError};
 pub use dpop::{
@@ -22,6 +24,12 @@ pub use dpop::{
 pub use hashes::{jwk_thumbprint, oidc_hash, ThumbprintError};
 pub use jwt::{decode, Jwt, JwtError, PublicKey, MAX_JWT_BYTES, VERIFY_ALGS};
 pub use signing::{Algorithm, Error as KeyError, SigningKey};
+pub use workload::{
+    is_workload_subject, parse_service_account, parse_spiffe_id, parse_workload_jwt,
+    parse_workload_token, spiffe_bundle_keys, valid_trust_domain, SpiffeId,
+    UnverifiedWorkloadToken, WorkloadCheck, WorkloadError, WorkloadIdentity, WorkloadKind,
+    MAX_SPIFFE_ID_BYTES, WORKLOAD_CLOCK_SKEW,
+};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

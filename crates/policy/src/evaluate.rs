@@ -80,6 +80,13 @@ pub fn evaluate(mut metadata: ClientMetadata, profile: &Profile, state: PolicySt
             "software_statement: required by profile {name:?}; present a statement signed by a trusted issuer (RFC 7591 §2.3)"
         ));
     }
+    // Like a missing statement: no RFC code names a missing workload, and
+    // the binding is recorded as a metadata member (`workload_identity`).
+    if profile.require_workload_assertion && metadata.workload_identity.is_none() {
+        violations.push(format!(
+            "workload_identity: required by profile {name:?}; register with a workload identity token (the Workload-Identity header) from a trusted SPIFFE trust domain or Kubernetes cluster"
+        ));
+    }
     if let Some(allowed) = &profile.grant_types {
         for grant in &metadata.grant_types {
             if !allowed.contains(grant) {

@@ -80,6 +80,11 @@ pub struct Profile {
     /// Registrations and updates must carry a verified software statement
     /// (RFC 7591 §2.3; checklist DCR-46).
     pub require_software_statement: bool,
+    /// Clients must be registered by a workload (a SPIFFE JWT-SVID or a
+    /// Kubernetes service-account token) and authenticate at the token
+    /// endpoint with a fresh token of that workload as their client
+    /// assertion, never with their registered method's credential alone.
+    pub require_workload_assertion: bool,
     /// Hosts that `jwks_uri` and `sector_identifier_uri` may name (exact or
     /// `*.suffix`); `None`: any host the fetcher accepts.
     pub fetch_hosts: Option<Vec<String>>,
@@ -123,6 +128,7 @@ impl Policy {
             refresh_token_lifetime: None,
             require_dpop: false,
             require_software_statement: false,
+            require_workload_assertion: false,
             fetch_hosts: None,
         };
         Self {

@@ -66,6 +66,9 @@ pub struct RawProfile {
     /// Whether every registration (and update) must carry a software
     /// statement from a trusted issuer (RFC 7591 §2.3).
     pub require_software_statement: Option<bool>,
+    /// Whether clients must be registered by a workload and authenticate
+    /// with a fresh workload identity token as their client assertion.
+    pub require_workload_assertion: Option<bool>,
     /// Hosts that URLs the server fetches for a client (`jwks_uri`,
     /// `sector_identifier_uri`) may name: exact names or `*.example.com`.
     pub fetch_hosts: Option<Vec<String>>,
@@ -300,6 +303,7 @@ impl RawProfile {
             refresh_token_lifetime,
             require_dpop: self.require_dpop.unwrap_or(false),
             require_software_statement: self.require_software_statement.unwrap_or(false),
+            require_workload_assertion: self.require_workload_assertion.unwrap_or(false),
             fetch_hosts: self
                 .fetch_hosts
                 .map(|hosts| hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),

@@ -14,6 +14,7 @@ mod metadata;
 mod redirect;
 mod statement;
 mod validate;
+mod workload;
 
 pub use body::check_json_shape;
 pub use charter_jose::UniqueObject;
@@ -24,3 +25,4 @@ pub use statement::{
     parse_software_statement, SoftwareStatement, StatementCheck, UnverifiedStatement, CLOCK_SKEW,
 };
 pub use validate::{validate_registration, validate_update, UpdateRequest};
+pub use workload::WorkloadBinding;

@@ -124,6 +124,11 @@ pub struct ClientMetadata {
     /// RFC 9449 §5.2: every access token of this client is DPoP-bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_bound_access_tokens: Option<bool>,
+    /// The workload the client is bound to (a Charter extension): set by
+    /// the server from a verified workload identity token, echoed
+    /// read-only, never read from a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<crate::WorkloadBinding>,
     /// Language-tagged human-readable members, keyed as sent
     /// (`client_name#ja-Jpan-JP`; RFC 7591 §2.2), kept verbatim.
     #[serde(flatten)]

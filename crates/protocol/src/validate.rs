@@ -427,6 +427,8 @@ impl Validator {
             // and checked to list every redirect URI.
             sector_identifier_uri: self.https_uri(body, "sector_identifier_uri", false),
             dpop_bound_access_tokens,
+            // Set only by the service, from a verified workload identity token.
+            workload_identity: None,
             localized,
         };
         self.finish(metadata)

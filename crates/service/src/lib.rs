@@ -23,6 +23,7 @@ mod token;
 mod usage;
 mod users;
 mod verified;
+mod workloads;
 
 pub use authorize::{
     redirect_uri_matches, Answer, AuthorizationRequest, AuthorizeParams, Authorizer, Browser,
@@ -39,10 +40,11 @@ pub use registration::{
     AdminIdentity, AdminRole, AuditFilter, AuthenticatedClient, ClientInformation, Registrar,
     RegistrationGrant, RequestContext, BAD_RAT,
 };
-pub use statements::{InlineKeys, StatementKeys};
+pub use statements::{ConfiguredKeys, InlineKeys, StatementKeys};
 pub use token::{ClientCredentials, TokenService, UsableClient, JWT_BEARER_ASSERTION};
 pub use usage::UsageRecorder;
 pub use users::{EndUser, LocalUsers, UserDirectory};
+pub use workloads::JWT_SPIFFE_ASSERTION;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

@@ -38,9 +38,22 @@ pub struct RegistrationGrant {
     /// Without a token: a software statement from a trusted issuer in the
     /// body may stand in for one (checked once the body is read).
     statements: bool,
+    /// Instead of a token: a verified workload identity token
+    /// (`workloads.rs`).
+    workload: Option<crate::workloads::Workload>,
 }
 
 impl RegistrationGrant {
+    /// A grant for a workload whose token verified.
+    pub(crate) fn for_workload(workload: crate::workloads::Workload) -> Self {
+        Self {
+            token: None,
+            anonymous: None,
+            statements: false,
+            workload: Some(workload),
+        }
+    }
+
     /// The id (never the token) of the initial access token, for rate
     /// limits; `None` when no token was presented.
     pub fn token_id(&self) -> Option<&str> {
@@ -60,6 +73,9 @@ impl RegistrationGrant {
     /// Who answers for the attempt before the body is read: the token, or
     /// anonymous registration; `None` when only a statement could.
     fn actor(&self) -> Option<String> {
+        if let Some(workload) = &self.workload {
+            return Some(workload.actor());
+        }
         match (&self.token, &self.anonymous) {
             (Some(token), _) => Some(format!("iat:{}", token.id)),
             (None, Some(_)) => Some("anonymous".into()),
@@ -68,6 +84,9 @@ impl RegistrationGrant {
     }
 
     fn organization_id(&self) -> Option<String> {
+        if let Some(workload) = &self.workload {
+            return Some(workload.organization_id().to_owned());
+        }
         self.token
             .as_ref()
             .or(self.anonymous.as_ref())
@@ -87,6 +106,8 @@ struct Binding {
     /// The profile came from a trusted issuer's configuration rather than
     /// from a stored token.
     profile_from_statement: bool,
+    /// The workload the client is bound to, when one registered it.
+    workload: Option<charter_protocol::WorkloadBinding>,
 }
 
 /// Proof that a request carried the registration access token of this
@@ -113,6 +134,7 @@ pub struct Registrar {
     pub(crate) statements: Statements,
     /// `None`: nothing is fetched, and metadata naming URLs to fetch is refused.
     pub(crate) fetcher: Option<charter_fetch::Fetcher>,
+    pub(crate) workloads: crate::workloads::Workloads,
 }
 
 /// A client information response (RFC 7591 §3.2.1, RFC 7592 §3): the
@@ -183,6 +205,7 @@ impl Registrar {
             lifecycle: charter_config::LifecycleConfig::default(),
             statements: Statements::default(),
             fetcher: None,
+            workloads: Default::default(),
         }
     }
 
@@ -258,7 +281,12 @@ impl Registrar {
                 return Err(e);
             }
         };
-        let provenance: Vec<String> = vouched.iter().map(|v| v.statement.audit_reason()).collect();
+        let provenance: Vec<String> = grant
+            .workload
+            .iter()
+            .map(|w| w.audit_reason())
+            .chain(vouched.iter().map(|v| v.statement.audit_reason()))
+            .collect();
         let binding = match self.bind(&grant, vouched.as_ref()).await {
             Ok(binding) => binding,
             Err(e) => {
@@ -312,7 +340,22 @@ impl Registrar {
             actor: format!("iat:{}", token.id),
             anonymous: false,
             profile_from_statement: false,
+            workload: None,
         };
+        // A workload token binds the client to the trust source's
+        // organization and profile, and to the workload itself.
+        if let Some(workload) = &grant.workload {
+            self.check_workload_statement(workload, vouched).await?;
+            return Ok(Binding {
+                organization_id: workload.organization_id().to_owned(),
+                profile: workload.profile().to_owned(),
+                token_id: None,
+                actor: workload.actor(),
+                anonymous: false,
+                profile_from_statement: true,
+                workload: Some(workload.binding()),
+            });
+        }
         match (&grant.token, vouched) {
             (Some(token), None) => Ok(from_token(token)),
             (Some(token), Some(vouched)) => {
@@ -342,6 +385,7 @@ impl Registrar {
                     actor: vouched.actor(),
                     anonymous: false,
                     profile_from_statement: true,
+                    workload: None,
                 })
             }
             (None, None) => match &grant.anonymous {
@@ -408,10 +452,23 @@ impl Registrar {
     ) -> Result<ClientInformation, Error> {
         // RFC 7591 §2.3: the statement's values take precedence, so they
         // are merged over the JSON members before the usual validation.
-        let metadata = match statement {
+        let mut metadata = match statement {
             Some(statement) => statement.validate_registration(body)?,
             None => validate_registration(body)?,
         };
+        if let Some(workload) = &binding.workload {
+            // The workload's token proves who registers, not who will use
+            // the client: a public client could be used by anyone.
+            if metadata.token_endpoint_auth_method == charter_protocol::AuthMethod::None {
+                return Err(ProtocolError::invalid_metadata(
+                    "token_endpoint_auth_method: a workload registers confidential clients only, so \"none\" is refused",
+                )
+                .into());
+            }
+            // Set before the policy decides, so a profile that requires a
+            // workload sees it (validation never takes it from the body).
+            metadata.workload_identity = Some(workload.clone());
+        }
         // Anonymous registration admits public clients only: no secret is
         // ever handed to a caller nobody vouched for.
         if binding.anonymous
@@ -593,10 +650,12 @@ impl Registrar {
     ) -> Result<ClientInformation, Error> {
         let client_id = client.client_id.clone();
         let client_id = client_id.as_str();
-        let request = match statement {
+        let mut request = match statement {
             Some(statement) => statement.validate_update(body, client_id)?,
             None => validate_update(body, client_id)?,
         };
+        // The workload binding is the server's, never the request's: kept.
+        request.metadata.workload_identity = crate::workloads::stored_binding(&client)?;
         if let Some(presented) = &request.client_secret {
             let matches = client.secret_hash.is_some_and(|stored| {
                 self.hasher
@@ -829,6 +888,7 @@ impl Registrar {
             token: Some(token),
             anonymous: None,
             statements: false,
+            workload: None,
         })
     }
 
@@ -846,6 +906,7 @@ impl Registrar {
             token: None,
             anonymous,
             statements,
+            workload: None,
         })
     }
 

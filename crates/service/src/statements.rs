@@ -7,9 +7,22 @@
 //! supplies what that needs from configuration, the key source and the
 //! store. Which organization and profile then bind the client is decided
 //! with the other credentials in `registration.rs`.
+//!
+//! An issuer's keys are configured inline or published at its `jwks_uri`
+//! ([`ConfiguredKeys`] serves both). When the keys at a `jwks_uri` cannot
+//! be had — the fetcher refuses the address, the host is unreachable, it
+//! answers 404 or with something that is not a JWK Set — the statement
+//! cannot be verified, and RFC 7591 §3.2.2 has one code for that:
+//! `invalid_software_statement`, its description naming the fetch problem.
+//! Not `unapproved_software_statement` (the issuer *is* approved) and not a
+//! 5xx: nothing is wrong with this server, RFC 7591 defines no temporary
+//! error, and the fetcher's negative cache (`fetch.negative_ttl`) already
+//! stops clients that retry from hammering the issuer. The operator learns
+//! of it from a warning in the log.
 
 use async_trait::async_trait;
 use charter_config::{IssuerKeys, SoftwareStatementsConfig, TrustedIssuer};
+use charter_fetch::{Fetcher, Purpose};
 use charter_jose::PublicKey;
 use charter_protocol::{
     parse_software_statement, Error as ProtocolError, ErrorCode, SoftwareStatement, StatementCheck,
@@ -24,15 +37,15 @@ use crate::{Error, Registrar};
 /// Where the public keys of a trusted issuer come from: the one place a
 /// statement's verification keys are looked up.
 ///
-/// Today every issuer's keys are configured inline ([`InlineKeys`]). An
-/// issuer configured with a `jwks_uri` gets a second source: an
-/// implementation that fetches the JWK Set through `charter-fetch` (cached,
-/// fetched again once when `kid` names an unknown key), installed with
-/// [`Registrar::with_software_statements`] in `charter::start`.
+/// The server installs [`ConfiguredKeys`] (inline keys, or a `jwks_uri`
+/// through the fetcher) with [`Registrar::with_software_statements`] in
+/// `charter::start_with`; [`InlineKeys`] serves inline keys only.
 #[async_trait]
 pub trait StatementKeys: Send + Sync {
     /// The keys `issuer` signs statements with; `kid` is the statement's
-    /// key id, for sources that can refresh on an unknown one.
+    /// key id, for sources that can refresh on an unknown one. A key
+    /// source that fails refuses the statement (`invalid_software_statement`
+    /// naming the problem): it cannot be verified.
     async fn keys(
         &self,
         issuer: &TrustedIssuer,
@@ -40,7 +53,8 @@ pub trait StatementKeys: Send + Sync {
     ) -> Result<Vec<PublicKey>, Error>;
 }
 
-/// Keys given in the configuration (`[[software_statements.issuers]] jwks`).
+/// Keys given in the configuration (`[[software_statements.issuers]] jwks`)
+/// only; an issuer with a `jwks_uri` cannot be verified without a fetcher.
 pub struct InlineKeys;
 
 #[async_trait]
@@ -52,7 +66,101 @@ impl StatementKeys for InlineKeys {
     ) -> Result<Vec<PublicKey>, Error> {
         match &issuer.keys {
             IssuerKeys::Inline(keys) => Ok(keys.clone()),
+            IssuerKeys::JwksUri(_) => Err(invalid(format!(
+                "the keys of issuer {:?} are published at a jwks_uri, and this server fetches none",
+                issuer.issuer
+            ))),
         }
+    }
+}
+
+/// Every issuer's keys as configured: inline ones as they are, and the JWK
+/// Set at a `jwks_uri` through the one SSRF-safe fetcher
+/// ([`Purpose::SoftwareStatementKeys`]: vetted addresses only, no
+/// redirects, 64 KiB, cached per `Cache-Control` within the `[fetch]`
+/// bounds, failures remembered for `fetch.negative_ttl`).
+///
+/// Issuer key rotation: when the statement's `kid` names no key of the
+/// cached set (or the cached document is not a JWK Set), the set is fetched
+/// once more past the cache (`Fetcher::get_fresh`, at most once per
+/// `fetch.refetch_interval` per URL, so statements with made-up `kid`s
+/// cannot make the server hammer the issuer). A known `kid` whose signature
+/// fails, or a statement without `kid`, is never a reason to re-fetch.
+pub struct ConfiguredKeys {
+    fetcher: Fetcher,
+}
+
+impl ConfiguredKeys {
+    pub fn new(fetcher: Fetcher) -> Self {
+        Self { fetcher }
+    }
+
+    /// The public signature keys of the set at `url`; keys this server
+    /// cannot use (other types, encryption keys) are skipped (RFC 7517 §5).
+    async fn fetch(&self, url: &str, fresh: bool) -> Result<Vec<PublicKey>, Fetch> {
+        let purpose = Purpose::SoftwareStatementKeys;
+        let fetched = if fresh {
+            self.fetcher.get_fresh(url, purpose).await
+        } else {
+            self.fetcher.get(url, purpose).await
+        }
+        .map_err(Fetch::Failed)?;
+        match serde_json::from_slice::<Value>(&fetched.body) {
+            Ok(set) => match set.get("keys").and_then(Value::as_array) {
+                Some(keys) => Ok(keys
+                    .iter()
+                    .filter_map(|k| PublicKey::from_jwk(k).ok())
+                    .collect()),
+                None => Err(Fetch::NotASet),
+            },
+            Err(_) => Err(Fetch::NotASet),
+        }
+    }
+}
+
+/// Why the keys at a `jwks_uri` could not be had.
+enum Fetch {
+    Failed(charter_fetch::FetchError),
+    /// Fetched, but not a JSON object with a `keys` array.
+    NotASet,
+}
+
+#[async_trait]
+impl StatementKeys for ConfiguredKeys {
+    async fn keys(
+        &self,
+        issuer: &TrustedIssuer,
+        kid: Option<&str>,
+    ) -> Result<Vec<PublicKey>, Error> {
+        let url = match &issuer.keys {
+            IssuerKeys::Inline(keys) => return Ok(keys.clone()),
+            IssuerKeys::JwksUri(url) => url,
+        };
+        let unknown_kid =
+            |keys: &[PublicKey]| kid.is_some_and(|kid| !keys.iter().any(|k| k.kid() == Some(kid)));
+        let fetched = match self.fetch(url, false).await {
+            Ok(keys) if unknown_kid(&keys) => self.fetch(url, true).await,
+            Err(Fetch::NotASet) => self.fetch(url, true).await,
+            other => other,
+        };
+        fetched.map_err(|e| {
+            let problem = match e {
+                Fetch::Failed(e) => {
+                    tracing::warn!(issuer = %issuer.issuer, jwks_uri = %url, error = ?e,
+                        "the keys of a trusted software statement issuer could not be fetched");
+                    e.to_string()
+                }
+                Fetch::NotASet => {
+                    tracing::warn!(issuer = %issuer.issuer, jwks_uri = %url,
+                        "a trusted software statement issuer's jwks_uri serves no JSON JWK Set");
+                    "the document is not a JSON JWK Set (RFC 7517 section 5)".into()
+                }
+            };
+            invalid(format!(
+                "the keys of issuer {:?} could not be fetched from its jwks_uri: {problem}",
+                issuer.issuer
+            ))
+        })
     }
 }
 
@@ -86,6 +194,15 @@ impl Vouched {
 
 fn unapproved(description: String) -> Error {
     ProtocolError::new(ErrorCode::UnapprovedSoftwareStatement, description).into()
+}
+
+/// The statement cannot be verified (RFC 7591 §3.2.2).
+fn invalid(rule: String) -> Error {
+    ProtocolError::new(
+        ErrorCode::InvalidSoftwareStatement,
+        format!("software_statement: {rule}"),
+    )
+    .into()
 }
 
 impl Registrar {

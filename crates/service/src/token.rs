@@ -22,6 +22,7 @@ use crate::credentials::{self, Credential, Hasher};
 use crate::keys::KeyRing;
 use crate::registration::RequestContext;
 use crate::usage::UsageRecorder;
+use crate::workloads::JWT_SPIFFE_ASSERTION;
 use crate::Error;
 
 /// RFC 7523 §2.2.
@@ -113,6 +114,7 @@ pub struct TokenService {
     dpop: DpopConfig,
     /// Fetches the keys of clients registered with `jwks_uri`.
     fetcher: Option<charter_fetch::Fetcher>,
+    pub(crate) workloads: crate::workloads::Workloads,
 }
 
 /// Answers for the four states of a client that may not be used; each
@@ -182,6 +184,7 @@ impl TokenService {
             users,
             dpop,
             fetcher: None,
+            workloads: Default::default(),
         }
     }
 
@@ -213,6 +216,10 @@ impl TokenService {
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub(crate) fn fetcher(&self) -> Option<&charter_fetch::Fetcher> {
+        self.fetcher.as_ref()
     }
 
     pub(crate) fn hasher(&self) -> &Hasher {
@@ -292,12 +299,14 @@ impl TokenService {
                 &credentials.client_assertion_type,
                 &credentials.client_assertion,
             ) {
-                (Some(kind), Some(token)) if kind == JWT_BEARER_ASSERTION => {
+                (Some(kind), Some(token))
+                    if kind == JWT_BEARER_ASSERTION || kind == JWT_SPIFFE_ASSERTION =>
+                {
                     Some(decode(token).map_err(|e| fail(&format!("client_assertion: {e}")))?)
                 }
                 (Some(_), Some(_)) => {
                     return Err(fail(&format!(
-                        "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+                        "client_assertion_type must be {JWT_BEARER_ASSERTION} (or {JWT_SPIFFE_ASSERTION} for a workload's JWT-SVID)"
                     )))
                 }
                 (None, None) => None,
@@ -306,8 +315,24 @@ impl TokenService {
                 )
                 .into()),
             };
+        // A workload's own token (a JWT-SVID or a Kubernetes service-account
+        // token) rather than a private_key_jwt assertion: its subject is the
+        // workload, so `client_id` names the client (workloads.rs).
+        let workload = assertion.as_ref().filter(|jwt| {
+            crate::workloads::is_workload_assertion(
+                credentials.client_assertion_type.as_deref(),
+                jwt,
+            )
+        });
         let (client_id, method) = match (&credentials.basic, &assertion) {
             (Some((id, _)), _) => (id.clone(), AuthMethod::ClientSecretBasic),
+            (None, Some(_)) if workload.is_some() => (
+                credentials.client_id.clone().ok_or_else(|| {
+                    fail("client_id is required with a workload identity assertion, whose subject is the workload, not the client")
+                })?,
+                // Replaced by the registered method once the client is read.
+                AuthMethod::PrivateKeyJwt,
+            ),
             (None, Some(jwt)) => (
                 jwt.claim_str("sub")
                     .ok_or_else(|| fail("client_assertion: \"sub\" must be the client_id"))?
@@ -355,10 +380,21 @@ impl TokenService {
         let metadata = <ClientMetadata as serde::Deserialize>::deserialize(&in_use.client.metadata)
             .map_err(|e| Error::Internal(format!("stored metadata of {client_id}: {e}")))?;
         let now = crate::now();
-        if metadata.token_endpoint_auth_method != method {
-            return Err(fail(generic));
-        }
+        let method = match workload {
+            // The workload's token stands in for the credential of the
+            // registered method, only where the profile requires it.
+            Some(jwt) => {
+                self.verify_workload_assertion(jwt, &in_use.client.profile, &metadata)
+                    .await
+                    .map_err(|why| fail(why.as_deref().unwrap_or(generic)))?;
+                metadata.token_endpoint_auth_method
+            }
+            None if metadata.token_endpoint_auth_method != method => return Err(fail(generic)),
+            None => method,
+        };
         match method {
+            // Verified above, in place of this method's credential.
+            _ if workload.is_some() => {}
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
                 let presented = presented_hash.unwrap_or_default();
                 let client = &in_use.client;
@@ -408,6 +444,16 @@ impl TokenService {
                 "the client's profile no longer allows {}",
                 method.as_str()
             )));
+        }
+        // The registered credential alone no longer authenticates a client
+        // whose profile requires its workload's token: a copied client_id
+        // and secret are useless off that workload.
+        if workload.is_none() && self.requires_workload_assertion(profile) {
+            return Err(fail(if method == AuthMethod::None {
+                generic
+            } else {
+                "the client's profile requires it to authenticate with its workload's identity token as client_assertion (client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-spiffe or jwt-bearer, with client_id)"
+            }));
         }
         Ok(UsableClient {
             in_use,

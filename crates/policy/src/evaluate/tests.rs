@@ -170,6 +170,22 @@ fn required_software_statement() {
     admitted(decide("", json!({"grant_types": [CC]})));
 }
 
+// Issue 6: a profile that requires workload assertions admits only clients
+// a workload registered (the service sets the binding after verification).
+#[test]
+fn required_workload_identity() {
+    let rules = "require_workload_assertion = true";
+    refused(
+        decide(rules, json!({"grant_types": [CC]})),
+        ErrorCode::InvalidClientMetadata,
+        "workload_identity: required by profile \"p\"",
+    );
+    let mut metadata = request(json!({"grant_types": [CC]}));
+    let binding = json!({"kind": "spiffe", "subject": "spiffe://prod.example/api"});
+    metadata.workload_identity = Some(serde_json::from_value(binding).unwrap());
+    admitted(evaluate(metadata, &profile(rules), PolicyState::default()));
+}
+
 #[test]
 fn every_violation_is_listed() {
     let rules = "grant_types = [\"authorization_code\"]\nrequired_fields = [\"contacts\"]\nscopes = [\"read\"]";

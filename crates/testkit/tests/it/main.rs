@@ -16,6 +16,8 @@ mod real_client;
 mod registration;
 mod replicas;
 mod restart;
+mod software_statement_keys;
 mod software_statements;
 mod token;
 mod users;
+mod workloads;
