@@ -242,6 +242,31 @@ pub async fn client_report(
     Ok(Json(state.registrar.client_report(&query).await?).into_response())
 }
 
+/// `GET /admin/v1/fetch/stats`: the outbound fetcher's counters (requests,
+/// cache hits, refusals and errors by reason).
+pub async fn fetch_stats(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+) -> Result<Response, ApiError> {
+    admin.require(AdminRole::ReadOnly)?;
+    let body = match state.registrar.fetch_stats() {
+        None => serde_json::json!({"enabled": false}),
+        Some(s) => serde_json::json!({
+            "enabled": true,
+            "requests": s.requests,
+            "cache_hits": s.cache_hits,
+            "negative_hits": s.negative_hits,
+            "sent": s.sent,
+            "fetched": s.fetched,
+            "fresh_rate_limited": s.fresh_rate_limited,
+            "refusals": s.refusals,
+            "errors": s.errors,
+            "cache_entries": s.cache_entries,
+        }),
+    };
+    Ok(Json(body).into_response())
+}
+
 /// `GET /admin/v1/reports/counts`: clients by organization, registration path and status.
 pub async fn client_counts(
     State(state): State<Arc<AppState>>,

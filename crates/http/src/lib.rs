@@ -219,6 +219,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/v1/lifecycle/sweep", post(admin::sweep))
         .route("/admin/v1/reports/clients", get(admin::client_report))
         .route("/admin/v1/reports/counts", get(admin::client_counts))
+        .route("/admin/v1/fetch/stats", get(admin::fetch_stats))
         .route("/admin/v1/policy/check", post(handlers::check_policy))
         .route("/admin/v1/audit", get(handlers::audit_entries))
         .route("/admin/v1/audit/verify", get(handlers::verify_audit))

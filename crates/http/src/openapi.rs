@@ -67,6 +67,12 @@ pub const ADMIN_ROUTES: &[(&str, &str, &str, &str)] = &[
         "Client counts by organization, registration path and status",
     ),
     (
+        "get",
+        "/admin/v1/fetch/stats",
+        "read_only",
+        "The outbound fetcher's counters: requests, cache hits, documents fetched, refusals and errors by reason",
+    ),
+    (
         "post",
         "/admin/v1/admin-tokens",
         "admin",

@@ -88,6 +88,8 @@ pub struct Profile {
     /// Hosts that `jwks_uri` and `sector_identifier_uri` may name (exact or
     /// `*.suffix`); `None`: any host the fetcher accepts.
     pub fetch_hosts: Option<Vec<String>>,
+    /// Registration fetches `jwks_uri` and requires a usable key there.
+    pub check_jwks_uri: bool,
 }
 
 impl Profile {
@@ -130,6 +132,7 @@ impl Policy {
             require_software_statement: false,
             require_workload_assertion: false,
             fetch_hosts: None,
+            check_jwks_uri: false,
         };
         Self {
             version: "builtin".into(),

@@ -72,6 +72,9 @@ pub struct RawProfile {
     /// Hosts that URLs the server fetches for a client (`jwks_uri`,
     /// `sector_identifier_uri`) may name: exact names or `*.example.com`.
     pub fetch_hosts: Option<Vec<String>>,
+    /// Fetch a client's `jwks_uri` at registration and refuse it unless it
+    /// serves a JWK Set with a key the server can use.
+    pub check_jwks_uri: Option<bool>,
 }
 
 /// Reads and validates a policy file whose top level is the policy table.
@@ -304,6 +307,7 @@ impl RawProfile {
             require_dpop: self.require_dpop.unwrap_or(false),
             require_software_statement: self.require_software_statement.unwrap_or(false),
             require_workload_assertion: self.require_workload_assertion.unwrap_or(false),
+            check_jwks_uri: self.check_jwks_uri.unwrap_or(false),
             fetch_hosts: self
                 .fetch_hosts
                 .map(|hosts| hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),

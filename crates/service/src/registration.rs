@@ -235,6 +235,11 @@ impl Registrar {
         crate::remote::check_remote_metadata(fetcher, profile, metadata).await
     }
 
+    /// The outbound fetcher's counters, if the server fetches at all.
+    pub fn fetch_stats(&self) -> Option<charter_fetch::Stats> {
+        self.fetcher.as_ref().map(charter_fetch::Fetcher::stats)
+    }
+
     /// Sets the lifecycle rules (secret rotation overlap, the reaper's periods).
     pub fn with_lifecycle(mut self, lifecycle: charter_config::LifecycleConfig) -> Self {
         self.lifecycle = lifecycle;

@@ -61,6 +61,26 @@ pub(crate) async fn check_remote_metadata(
         }
         fetcher.vet(url).await.map_err(|e| refused(member, e))?;
     }
+    // Issue 6: registration may check reachability, per profile.
+    if let (Some(url), true) = (&metadata.jwks_uri, profile.check_jwks_uri) {
+        let fetched = fetcher
+            .get(url, Purpose::JwkSet)
+            .await
+            .map_err(|e| refused("jwks_uri", e))?;
+        let usable = serde_json::from_slice::<Value>(&fetched.body)
+            .ok()
+            .and_then(|set| set.get("keys").and_then(Value::as_array).cloned())
+            .is_some_and(|keys| {
+                keys.iter()
+                    .any(|k| charter_jose::PublicKey::from_jwk(k).is_ok())
+            });
+        if !usable {
+            return Err(refused(
+                "jwks_uri",
+                "the document holds no key this server can use (a JSON JWK Set with an ES256, PS256 or RS256 signing key is required by the client's profile)",
+            ));
+        }
+    }
     if let Some(url) = &metadata.sector_identifier_uri {
         // Past the cache (at most once per `fetch.refetch_interval` per
         // URL): a client that has just added a redirect URI to its

@@ -70,6 +70,9 @@ default_profile = "open"
 
 [policy.profiles.keys_only]
 fetch_hosts = ["keys.test"]
+
+[policy.profiles.checked]
+check_jwks_uri = true
 "#,
             cert = HttpsServer::CERT
         ),
@@ -676,8 +679,40 @@ async fn profile_fetch_hosts(server: TestServer) -> TestServer {
     server
 }
 
+// A profile with check_jwks_uri fetches the key set at registration and
+// refuses one without a usable key.
+async fn profile_checks_jwks_uri(server: TestServer) -> TestServer {
+    let keys = HttpsServer::start().await;
+    let key = ClientKey::new("a");
+    keys.serve("/jwks", Document::json(&jwks(&[&key])));
+    keys.serve("/empty", Document::json(&json!({"keys": []})));
+    let iat = server.mint_iat(&json!({"profile": "checked"})).await;
+    let before = server.client_count().await;
+    for (path, mentions) in [
+        ("/empty", "no key this server can use"),
+        ("/missing", "404"),
+    ] {
+        let (status, body) =
+            post_register(&server, &iat, &key_client(&keys.url("keys.test", path))).await;
+        assert_invalid_metadata(status, &body, &["jwks_uri", mentions]);
+    }
+    assert_eq!(server.client_count().await, before, "nothing stored");
+    let (status, body) =
+        post_register(&server, &iat, &key_client(&keys.url("keys.test", "/jwks"))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(keys.requests("/jwks"), 1, "fetched at registration");
+    // The fetcher's counters are visible to administrators.
+    let stats = server.admin_get("/admin/v1/fetch/stats").await;
+    assert_eq!(stats["enabled"], true);
+    assert!(stats["fetched"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["errors"]["status"].as_u64().unwrap() >= 1, "{stats}");
+    keys.stop().await;
+    server
+}
+
 on_both_backends!(
     options = super::allowlisted();
+    profile_checks_jwks_uri,
     jwks_uri_keys_are_cached_and_refetched_once,
     sector_identifier_uri_lists_the_redirect_uris,
     fetch_refusals,
