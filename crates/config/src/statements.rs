@@ -283,18 +283,25 @@ fn jwks_uri(key: &str, url: String, fetch: &FetchConfig, problems: &mut Vec<Stri
     url
 }
 
-/// Reads a JWK Set of public signature keys, checked like a client's
-/// `jwks` (public members only, key sizes, points on the curve).
-fn public_keys(key: &str, jwks: Value, problems: &mut Vec<String>) -> Vec<PublicKey> {
-    let jwks = match jwks {
+/// A configured JWK Set: a TOML table with `keys`, or the JSON text of one.
+pub(crate) fn jwk_set(key: &str, jwks: Value, problems: &mut Vec<String>) -> Option<Value> {
+    match jwks {
         Value::String(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(value) => value,
+            Ok(value) => Some(value),
             Err(e) => {
                 problems.push(format!("{key}: the text is not a JSON JWK Set ({e})"));
-                return Vec::new();
+                None
             }
         },
-        other => other,
+        other => Some(other),
+    }
+}
+
+/// Reads a JWK Set of public signature keys, checked like a client's
+/// `jwks` (public members only, key sizes, points on the curve).
+pub(crate) fn public_keys(key: &str, jwks: Value, problems: &mut Vec<String>) -> Vec<PublicKey> {
+    let Some(jwks) = jwk_set(key, jwks, problems) else {
+        return Vec::new();
     };
     if let Err(e) = charter_jose::validate_client_jwks(&jwks) {
         problems.push(format!("{key}: {e}"));

@@ -339,41 +339,16 @@ fn public_keys(
     jwks: Value,
     problems: &mut Vec<String>,
 ) -> Vec<PublicKey> {
-    let jwks = match jwks {
-        Value::String(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(value) => value,
-            Err(e) => {
-                problems.push(format!("{key}: the text is not a JSON JWK Set ({e})"));
-                return Vec::new();
-            }
-        },
-        other => other,
-    };
     match kind {
         WorkloadKind::Spiffe => {
+            let Some(jwks) = crate::statements::jwk_set(key, jwks, problems) else {
+                return Vec::new();
+            };
             let (keys, bundle_problems) = spiffe_bundle_keys(&jwks);
             problems.extend(bundle_problems.into_iter().map(|p| format!("{key}: {p}")));
             keys
         }
-        WorkloadKind::Kubernetes => {
-            if let Err(e) = charter_jose::validate_client_jwks(&jwks) {
-                problems.push(format!("{key}: {e}"));
-                return Vec::new();
-            }
-            let entries = jwks
-                .get("keys")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut keys = Vec::with_capacity(entries.len());
-            for (n, jwk) in entries.iter().enumerate() {
-                match PublicKey::from_jwk(jwk) {
-                    Ok(k) => keys.push(k),
-                    Err(e) => problems.push(format!("{key}: key {n}: {e}")),
-                }
-            }
-            keys
-        }
+        WorkloadKind::Kubernetes => crate::statements::public_keys(key, jwks, problems),
     }
 }
 

@@ -234,17 +234,22 @@ pub async fn token(
     }
     let client = authenticate(&state, source, &headers, &mut form, None).await?;
     let proofs = dpop_headers(&headers);
-    let dpop = state
-        .tokens
-        .dpop_proof(
-            &proofs,
-            "POST",
-            &state.issuer.endpoint("/token"),
-            None,
-            ProofSite::TokenEndpoint,
-        )
-        .await
-        .map_err(fail)?;
+    // Most token requests carry no proof: nothing to build for them.
+    let dpop = if proofs.is_empty() {
+        None
+    } else {
+        state
+            .tokens
+            .dpop_proof(
+                &proofs,
+                "POST",
+                &state.issuer.endpoint("/token"),
+                None,
+                ProofSite::TokenEndpoint,
+            )
+            .await
+            .map_err(fail)?
+    };
     let tokens = &state.tokens;
     let body = match grant_type.as_str() {
         "client_credentials" => {
