@@ -563,6 +563,7 @@ impl Registrar {
             last_used_at: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            document: None,
         };
         let mut event = context.event(
             binding.actor.clone(),

@@ -149,7 +149,7 @@ macro_rules! client_columns {
         "client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
          secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
          status, expires_at, approval, approved_until, last_used_at, previous_secret_hash, \
-         previous_secret_expires_at"
+         previous_secret_expires_at, document_fresh_until, document_digest"
     };
 }
 
@@ -179,7 +179,52 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
         last_used_at: row.try_get("last_used_at").map_err(db_err)?,
         previous_secret_hash: optional_hash_of(row, "previous_secret_hash")?,
         previous_secret_expires_at: row.try_get("previous_secret_expires_at").map_err(db_err)?,
+        document: match (
+            row.try_get::<Option<i64>, _>("document_fresh_until")
+                .map_err(db_err)?,
+            optional_hash_of(row, "document_digest")?,
+        ) {
+            (Some(fresh_until), Some(digest)) => Some(DocumentState {
+                fresh_until,
+                digest,
+            }),
+            _ => None,
+        },
     })
+}
+
+async fn insert_client_row(tx: &mut PgConnection, client: &ClientRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+         secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
+         expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at, \
+         document_fresh_until, document_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(&client.client_id)
+    .bind(&client.organization_id)
+    .bind(&client.initial_access_token_id)
+    .bind(client.metadata.to_string())
+    .bind(client.secret_hash.as_ref().map(|h| &h[..]))
+    .bind(client.secret_expires_at)
+    .bind(&client.registration_token_hash[..])
+    .bind(client.issued_at)
+    .bind(client.updated_at)
+    .bind(&client.profile)
+    .bind(&client.policy_version)
+    .bind(client.status.as_str())
+    .bind(client.expires_at)
+    .bind(&client.approval)
+    .bind(client.approved_until)
+    .bind(client.last_used_at)
+    .bind(client.previous_secret_hash.as_ref().map(|h| &h[..]))
+    .bind(client.previous_secret_expires_at)
+    .bind(client.document.map(|d| d.fresh_until))
+    .bind(client.document.as_ref().map(|d| &d.digest[..]))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 fn key_from_row(row: &PgRow) -> Result<SigningKeyRecord> {
@@ -622,33 +667,7 @@ impl Store for PostgresStore {
                 return Ok(Inserted::CredentialExhausted);
             }
         }
-        sqlx::query(
-            "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-             secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-             expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(&client.client_id)
-        .bind(&client.organization_id)
-        .bind(&client.initial_access_token_id)
-        .bind(client.metadata.to_string())
-        .bind(client.secret_hash.as_ref().map(|h| &h[..]))
-        .bind(client.secret_expires_at)
-        .bind(&client.registration_token_hash[..])
-        .bind(client.issued_at)
-        .bind(client.updated_at)
-        .bind(&client.profile)
-        .bind(&client.policy_version)
-        .bind(client.status.as_str())
-        .bind(client.expires_at)
-        .bind(&client.approval)
-        .bind(client.approved_until)
-        .bind(client.last_used_at)
-        .bind(client.previous_secret_hash.as_ref().map(|h| &h[..]))
-        .bind(client.previous_secret_expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_client_row(&mut tx, &client).await?;
         append_audit_in(&mut tx, &audit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Inserted::Stored)
@@ -706,6 +725,48 @@ impl Store for PostgresStore {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
+        append_audit_in(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn refresh_document(
+        &self,
+        client_id: &str,
+        digest: &TokenHash,
+        fresh_until: i64,
+    ) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE clients SET document_fresh_until = $3 WHERE client_id = $1 AND document_digest = $2",
+        )
+        .bind(client_id)
+        .bind(&digest[..])
+        .bind(fresh_until)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn replace_client(
+        &self,
+        expected_digest: &TokenHash,
+        client: ClientRecord,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let deleted =
+            sqlx::query("DELETE FROM clients WHERE client_id = $1 AND document_digest = $2")
+                .bind(&client.client_id)
+                .bind(&expected_digest[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        users::delete_client_data(&mut tx, &client.client_id).await?;
+        insert_client_row(&mut tx, &client).await?;
         append_audit_in(&mut tx, &audit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)

@@ -440,6 +440,11 @@ pub(crate) async fn set_user_disabled(
 /// Deletes what a client's users granted it, after the client itself.
 pub(crate) async fn delete_client_data(tx: &mut PgConnection, client_id: &str) -> Result<()> {
     for sql in [
+        // The access tokens stay revoked until they expire: a client id
+        // can come back (a metadata document's URL), its old tokens must not.
+        "INSERT INTO revoked_access_tokens (jti, client_id, expires_at) \
+         SELECT t.jti, g.client_id, t.expires_at FROM grant_access_tokens t JOIN grants g ON g.id = t.grant_id \
+         WHERE g.client_id = $1 ON CONFLICT DO NOTHING",
         "DELETE FROM grant_access_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
         "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
         "DELETE FROM grants WHERE client_id = $1",

@@ -303,6 +303,36 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn refresh_document(
+        &self,
+        client_id: &str,
+        digest: &TokenHash,
+        fresh_until: i64,
+    ) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::RefreshDocument(
+                client_id.to_owned(),
+                *digest,
+                fresh_until,
+            ))
+            .await
+    }
+
+    async fn replace_client(
+        &self,
+        expected_digest: &TokenHash,
+        client: ClientRecord,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        self.writer
+            .submit(WriteOp::ReplaceClient(
+                *expected_digest,
+                Box::new(client),
+                audit,
+            ))
+            .await
+    }
+
     async fn append_audit(&self, audit: AuditEvent) -> Result<()> {
         self.writer
             .submit(WriteOp::AppendAudit(audit))
@@ -374,7 +404,7 @@ impl Store for SqliteStore {
             .query_row([client_id], |r| {
                 Ok(ClientInUse {
                     client: rows::client(r)?,
-                    organization_status: r.get(18)?,
+                    organization_status: r.get(rows::CLIENT_COLUMN_COUNT)?,
                 })
             })
             .optional()
@@ -396,9 +426,9 @@ impl Store for SqliteStore {
                 Ok((
                     ClientInUse {
                         client: rows::client(r)?,
-                        organization_status: r.get(18)?,
+                        organization_status: r.get(rows::CLIENT_COLUMN_COUNT)?,
                     },
-                    r.get::<_, bool>(19)?,
+                    r.get::<_, bool>(rows::CLIENT_COLUMN_COUNT + 1)?,
                 ))
             })
             .optional()

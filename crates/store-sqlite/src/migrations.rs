@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_approval_until.sql"),
     include_str!("../migrations/0008_point_of_use.sql"),
     include_str!("../migrations/0009_user_flows.sql"),
+    include_str!("../migrations/0010_metadata_documents.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -2,7 +2,8 @@
 //! anything else is reported as a conversion failure, never truncated.
 
 use charter_store::{
-    AuditRecord, ClientRecord, ClientStatus, InitialAccessToken, Organization, TokenHash,
+    AuditRecord, ClientRecord, ClientStatus, DocumentState, InitialAccessToken, Organization,
+    TokenHash,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::Row;
@@ -38,10 +39,14 @@ pub(crate) fn initial_access_token(r: &Row<'_>) -> rusqlite::Result<InitialAcces
     })
 }
 
+/// How many columns [`client`] decodes: a query's own columns follow.
+pub(crate) const CLIENT_COLUMN_COUNT: usize = 20;
+
 /// The columns [`client`] decodes, in order.
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
      secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, \
-     status, expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at";
+     status, expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at, \
+     document_fresh_until, document_digest";
 
 pub(crate) fn status(r: &Row<'_>, index: usize) -> rusqlite::Result<ClientStatus> {
     let text: String = r.get(index)?;
@@ -76,6 +81,13 @@ pub(crate) fn client(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
         last_used_at: r.get(15)?,
         previous_secret_hash: r.get::<_, Option<Hash>>(16)?.map(|h| h.0),
         previous_secret_expires_at: r.get(17)?,
+        document: match (r.get::<_, Option<i64>>(18)?, r.get::<_, Option<Hash>>(19)?) {
+            (Some(fresh_until), Some(digest)) => Some(DocumentState {
+                fresh_until,
+                digest: digest.0,
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -29,6 +29,8 @@ pub(crate) enum WriteOp {
     InsertInitialAccessToken(InitialAccessToken, AuditEvent),
     InsertClient(Box<ClientRecord>, Option<u64>, AuditEvent),
     UpdateClient(Box<ClientUpdate>, AuditEvent),
+    RefreshDocument(String, TokenHash, i64),
+    ReplaceClient(TokenHash, Box<ClientRecord>, AuditEvent),
     DeleteClient(String, TokenHash, AuditEvent),
     AppendAudit(AuditEvent),
     Change(Change, AuditEvent),
@@ -65,6 +67,7 @@ impl WriteOp {
             | WriteOp::InsertInitialAccessToken(_, a)
             | WriteOp::InsertClient(_, _, a)
             | WriteOp::UpdateClient(_, a)
+            | WriteOp::ReplaceClient(_, _, a)
             | WriteOp::DeleteClient(_, _, a)
             | WriteOp::AppendAudit(a)
             | WriteOp::InsertUser(_, a)
@@ -75,6 +78,7 @@ impl WriteOp {
             | WriteOp::InsertNextSigningKey(..)
             | WriteOp::DeleteSigningKey(_)
             | WriteOp::TouchClients(_)
+            | WriteOp::RefreshDocument(..)
             | WriteOp::UseAssertionJti(..)
             | WriteOp::PurgeExpired(_)
             | WriteOp::InsertSession(_)
@@ -425,32 +429,24 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<u64> {
                     return Ok(0);
                 }
             }
-            conn.prepare_cached(
-                "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
-                 secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
-                 expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            insert_client(conn, c)?;
+            1
+        }
+        WriteOp::RefreshDocument(client_id, digest, fresh_until) => conn
+            .prepare_cached(
+                "UPDATE clients SET document_fresh_until = ?3 WHERE client_id = ?1 AND document_digest = ?2",
             )?
-            .execute(params![
-                c.client_id,
-                c.organization_id,
-                c.initial_access_token_id,
-                c.metadata.to_string(),
-                c.secret_hash.as_ref().map(|h| &h[..]),
-                c.secret_expires_at,
-                &c.registration_token_hash[..],
-                c.issued_at,
-                c.updated_at,
-                c.profile,
-                c.policy_version,
-                c.status.as_str(),
-                c.expires_at,
-                c.approval,
-                c.approved_until,
-                c.last_used_at,
-                c.previous_secret_hash.as_ref().map(|h| &h[..]),
-                c.previous_secret_expires_at,
-            ])?;
+            .execute(params![client_id, &digest[..], fresh_until])?
+            as u64,
+        WriteOp::ReplaceClient(expected, c, _) => {
+            let deleted = conn
+                .prepare_cached("DELETE FROM clients WHERE client_id = ?1 AND document_digest = ?2")?
+                .execute(params![c.client_id, &expected[..]])?;
+            if deleted == 0 {
+                return Ok(0);
+            }
+            users::delete_client_data(conn, &c.client_id)?;
+            insert_client(conn, c)?;
             1
         }
         WriteOp::UpdateClient(u, _) => {
@@ -634,6 +630,38 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
         }
     };
     Ok(changed == 1)
+}
+
+fn insert_client(conn: &Connection, c: &ClientRecord) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT INTO clients (client_id, organization_id, initial_access_token_id, metadata, secret_hash, \
+         secret_expires_at, registration_token_hash, issued_at, updated_at, profile, policy_version, status, \
+         expires_at, approval, approved_until, last_used_at, previous_secret_hash, previous_secret_expires_at, \
+         document_fresh_until, document_digest) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+    )?
+    .execute(params![
+        c.client_id,
+        c.organization_id,
+        c.initial_access_token_id,
+        c.metadata.to_string(),
+        c.secret_hash.as_ref().map(|h| &h[..]),
+        c.secret_expires_at,
+        &c.registration_token_hash[..],
+        c.issued_at,
+        c.updated_at,
+        c.profile,
+        c.policy_version,
+        c.status.as_str(),
+        c.expires_at,
+        c.approval,
+        c.approved_until,
+        c.last_used_at,
+        c.previous_secret_hash.as_ref().map(|h| &h[..]),
+        c.previous_secret_expires_at,
+        c.document.map(|d| d.fresh_until),
+        c.document.as_ref().map(|d| &d.digest[..]),
+    ])
 }
 
 fn insert_iat(conn: &Connection, t: &InitialAccessToken) -> rusqlite::Result<usize> {

@@ -43,6 +43,7 @@ fn client(id: &str, org_id: &str, rat: u8) -> ClientRecord {
         last_used_at: None,
         previous_secret_hash: None,
         previous_secret_expires_at: None,
+        document: None,
     }
 }
 

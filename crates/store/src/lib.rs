@@ -222,6 +222,19 @@ pub struct ClientRecord {
     /// `previous_secret_expires_at` (the rotation overlap).
     pub previous_secret_hash: Option<TokenHash>,
     pub previous_secret_expires_at: Option<UnixTime>,
+    /// For a client whose `client_id` is the URL of its metadata document
+    /// (CIMD): the state of the copy the server holds.
+    pub document: Option<DocumentState>,
+}
+
+/// The stored copy of a client ID metadata document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentState {
+    /// Until when the copy may be used without fetching the document again
+    /// (its `Cache-Control`, within the fetcher's bounds).
+    pub fresh_until: UnixTime,
+    /// SHA-256 of the validated metadata, to tell a changed document.
+    pub digest: TokenHash,
 }
 
 impl ClientRecord {
@@ -406,6 +419,26 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// Replaces a client's metadata and credentials if its registration
     /// access token is still the expected one; returns whether it did.
     async fn update_client(&self, update: ClientUpdate, audit: AuditEvent) -> Result<bool>;
+    /// Marks the stored copy of a client's metadata document fresh until
+    /// `fresh_until`, if it is still the one with `digest`. Whether it was.
+    /// Cache bookkeeping, not a governed change: nothing is audited.
+    async fn refresh_document(
+        &self,
+        client_id: &str,
+        digest: &TokenHash,
+        fresh_until: UnixTime,
+    ) -> Result<bool>;
+    /// Replaces a metadata-document client whose stored document is still
+    /// `expected_digest` by `client` (the same `client_id`): the old
+    /// client's consents, codes, grants and refresh tokens end with it.
+    /// One transaction with the audit entry; whether it was replaced
+    /// (`false` when another request replaced or removed it first).
+    async fn replace_client(
+        &self,
+        expected_digest: &TokenHash,
+        client: ClientRecord,
+        audit: AuditEvent,
+    ) -> Result<bool>;
     /// Deletes a client if its registration access token is the expected
     /// one; returns whether it did.
     async fn delete_client(

@@ -4,7 +4,8 @@
 //! and `Cache-Control`, and counts the requests per path.
 //!
 //! Its certificate ([`HttpsServer::CERT`], a self-signed P-256 test
-//! certificate for the DNS names `keys.test` and `sector.test`) protects
+//! certificate for the DNS names `keys.test`, `sector.test`, `client.test`,
+//! `mcp-client.test`, `apps.client.test` and `other.test`) protects
 //! nothing; the Charter server under test trusts it through
 //! `[fetch] root_certificates`, and reaches the names through
 //! [`crate::Options::resolve`] mapping them to `127.0.0.1`.

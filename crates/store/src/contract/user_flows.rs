@@ -146,6 +146,7 @@ pub(super) async fn user_flows(store: &dyn Store) {
     revocation(store).await;
     consent_and_user_revocation(store).await;
     client_deletion(store).await;
+    metadata_documents(store).await;
     dpop_binding(store).await;
     purge(store).await;
     audited(store).await;
@@ -749,15 +750,16 @@ async fn client_deletion(store: &dyn Store) {
             .await
             .unwrap()
             .is_none());
-        // With the grant gone, revoking it records a fresh revoked grant
-        // that has no access tokens left to revoke.
+        // The grant's access tokens stay revoked until they expire, so a
+        // client id that comes back does not revive them.
+        assert!(store
+            .access_token_revoked(&format!("at-{client_id}"))
+            .await
+            .unwrap());
+        // With the grant gone, revoking it records a fresh revoked grant.
         let g = grant(&format!("g-{client_id}"), client_id, "u-alice");
         assert!(store
             .apply_change(revoke_grant(&g), ev("uf.revoke"))
-            .await
-            .unwrap());
-        assert!(!store
-            .access_token_revoked(&format!("at-{client_id}"))
             .await
             .unwrap());
     }
@@ -769,6 +771,98 @@ async fn client_deletion(store: &dyn Store) {
             .is_some(),
         "other clients keep theirs"
     );
+}
+
+/// A metadata-document client: its stored copy is refreshed only while it
+/// is the same document, and a changed document replaces the client (and
+/// everything granted to the old one) in one step, once.
+async fn metadata_documents(store: &dyn Store) {
+    let id = "https://app.example/client.json";
+    let mut record = client(id, "uf", 180);
+    record.document = Some(DocumentState {
+        fresh_until: NOW + 60,
+        digest: hash(181),
+    });
+    store
+        .insert_client(record.clone(), None, ev("uf.document.register"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.client(id).await.unwrap().unwrap().document,
+        record.document
+    );
+    assert!(!store
+        .refresh_document(id, &hash(182), NOW + 120)
+        .await
+        .unwrap());
+    assert!(store
+        .refresh_document(id, &hash(181), NOW + 120)
+        .await
+        .unwrap());
+    let stored = store.client(id).await.unwrap().unwrap().document.unwrap();
+    assert_eq!((stored.fresh_until, stored.digest), (NOW + 120, hash(181)));
+
+    let g = grant("g-doc", id, "u-alice");
+    assert!(store.issue(redeem(&g, 183, "at-doc")).await.unwrap());
+    let done = "i-doc";
+    store
+        .insert_interaction(interaction(done, id, NOW + 600))
+        .await
+        .unwrap();
+    assert!(store
+        .complete_interaction(
+            done,
+            code(184, "g-doc-next", id, "u-alice"),
+            Some(consent("u-alice", id, "openid")),
+            None
+        )
+        .await
+        .unwrap());
+
+    let mut changed = client(id, "uf", 185);
+    changed.document = Some(DocumentState {
+        fresh_until: NOW + 300,
+        digest: hash(186),
+    });
+    let before = store.audit_entries(0, 10_000).await.unwrap().len();
+    assert!(
+        !store
+            .replace_client(&hash(182), changed.clone(), ev("uf.document.replace"))
+            .await
+            .unwrap(),
+        "a replacement expecting another document changes nothing"
+    );
+    assert!(store
+        .replace_client(&hash(181), changed.clone(), ev("uf.document.replace"))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .replace_client(&hash(181), changed.clone(), ev("uf.document.replace"))
+            .await
+            .unwrap(),
+        "a second replacement of the same document finds it gone"
+    );
+    assert_eq!(
+        store.audit_entries(0, 10_000).await.unwrap().len(),
+        before + 1
+    );
+    let now_stored = store.client(id).await.unwrap().unwrap();
+    assert_eq!(now_stored.document, changed.document);
+    assert_eq!(now_stored.registration_token_hash, hash(185));
+    assert!(store.consent("u-alice", id).await.unwrap().is_none());
+    assert!(store.take_code(&hash(184)).await.unwrap().is_none());
+    assert!(store.refresh_token(&hash(183)).await.unwrap().is_none());
+    assert!(store.access_token_revoked("at-doc").await.unwrap());
+    assert!(store
+        .apply_change(
+            Change::DeleteClient {
+                client_id: id.into()
+            },
+            ev("uf.document.removed")
+        )
+        .await
+        .unwrap());
 }
 
 /// A grant without a DPoP key is bound at a refresh, once and for good.
