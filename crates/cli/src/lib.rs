@@ -256,8 +256,17 @@ pub async fn start_with(
         directory.clone(),
         config.dpop.clone(),
     )
-    .with_fetcher(fetcher)
+    .with_fetcher(fetcher.clone())
     .with_workload_identity(config.workload_identity.clone());
+    let metadata_documents = config.client_id_metadata_documents.enabled;
+    let documents = Arc::new(charter_service::MetadataDocuments::new(
+        store.clone(),
+        hasher.clone(),
+        policy.clone(),
+        fetcher,
+        config.client_id_metadata_documents.clone(),
+    ));
+    let tokens = tokens.with_documents(documents.clone());
     let authorizer = charter_service::Authorizer::new(
         store.clone(),
         hasher.clone(),
@@ -266,8 +275,15 @@ pub async fn start_with(
         directory,
         config.tokens.clone(),
         config.login.clone(),
-    );
+    )
+    .with_documents(documents);
     registrar.ensure_quarantine_organization().await?;
+    for name in config
+        .client_id_metadata_documents
+        .organizations_to_create()
+    {
+        registrar.ensure_organization(&name).await?;
+    }
     let anonymous_per_minute = config
         .registration
         .anonymous
@@ -289,6 +305,7 @@ pub async fn start_with(
                 .software_statements
                 .registrations_per_minute_per_source,
         ),
+        metadata_documents,
     }));
     let sweeper = charter_http::spawn_background(state.clone());
     let app = router(state);

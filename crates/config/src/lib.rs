@@ -8,11 +8,16 @@
 //! all are fixed.
 
 pub use charter_policy::parse_duration;
+pub use documents::{
+    DocumentBinding, MetadataDocumentsConfig, RawMetadataDocuments, RawTrustedDomain,
+    TrustedDomain, UnknownDomains,
+};
 pub use statements::{
     IssuerKeys, RawSoftwareStatements, RawStatementIssuer, SoftwareStatementsConfig, TrustedIssuer,
     DEFAULT_STATEMENT_ALGS,
 };
 
+mod documents;
 mod statements;
 mod workloads;
 pub use workloads::{
@@ -63,6 +68,9 @@ pub struct RawConfig {
     /// Trusted SPIFFE trust domains and Kubernetes clusters (workload identity).
     #[serde(default)]
     pub workload_identity: RawWorkloadIdentity,
+    /// Client ID Metadata Documents and their domain policy.
+    #[serde(default)]
+    pub client_id_metadata_documents: RawMetadataDocuments,
 }
 
 /// End-user sign-in at the authorization endpoint.
@@ -188,6 +196,7 @@ pub struct Config {
     pub fetch: charter_fetch::FetchConfig,
     pub software_statements: SoftwareStatementsConfig,
     pub workload_identity: WorkloadIdentityConfig,
+    pub client_id_metadata_documents: MetadataDocumentsConfig,
 }
 
 /// Validated token settings.
@@ -660,10 +669,14 @@ impl RawConfig {
         let workload_identity =
             self.workload_identity
                 .validate(policy.as_ref(), &fetch, &mut problems);
+        let client_id_metadata_documents = self
+            .client_id_metadata_documents
+            .validate(policy.as_ref(), &mut problems);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
         Ok(Config {
+            client_id_metadata_documents,
             tokens,
             lifecycle,
             login,

@@ -10,8 +10,11 @@ use charter_config::Issuer;
 use charter_protocol::capabilities as caps;
 use serde_json::{json, Value};
 
-pub fn oauth_metadata(issuer: &Issuer) -> Value {
-    json!({
+/// `metadata_documents`: whether `client_id`s that are metadata document
+/// URLs are accepted (CIMD §5 asks for the member then; it is left out
+/// otherwise, so MCP clients register instead of trying a document).
+pub fn oauth_metadata(issuer: &Issuer, metadata_documents: bool) -> Value {
+    let mut doc = json!({
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint("/authorize"),
         "jwks_uri": issuer.endpoint("/jwks"),
@@ -35,11 +38,15 @@ pub fn oauth_metadata(issuer: &Issuer) -> Value {
         "introspection_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": caps::TOKEN_ENDPOINT_AUTH_METHODS.map(|m| m.as_str()),
         "revocation_endpoint_auth_signing_alg_values_supported": caps::CLIENT_ASSERTION_ALGS,
-    })
+    });
+    if let (true, Some(map)) = (metadata_documents, doc.as_object_mut()) {
+        map.insert("client_id_metadata_document_supported".into(), json!(true));
+    }
+    doc
 }
 
-pub fn openid_metadata(issuer: &Issuer) -> Value {
-    let mut doc = oauth_metadata(issuer);
+pub fn openid_metadata(issuer: &Issuer, metadata_documents: bool) -> Value {
+    let mut doc = oauth_metadata(issuer, metadata_documents);
     if let Some(map) = doc.as_object_mut() {
         map.insert("subject_types_supported".into(), json!(caps::SUBJECT_TYPES));
         map.insert(

@@ -67,6 +67,8 @@ pub struct Parts {
     /// Registrations without a token that a software statement may admit,
     /// per source and minute; `None` when statements are off.
     pub statements_per_minute: Option<u32>,
+    /// Whether metadata-document client ids are accepted (discovery says so).
+    pub metadata_documents: bool,
 }
 
 impl AppState {
@@ -78,8 +80,10 @@ impl AppState {
                 parts.anonymous_per_minute,
                 parts.statements_per_minute,
             ),
-            oauth_metadata: discovery::oauth_metadata(&issuer).to_string(),
-            openid_metadata: discovery::openid_metadata(&issuer).to_string(),
+            oauth_metadata: discovery::oauth_metadata(&issuer, parts.metadata_documents)
+                .to_string(),
+            openid_metadata: discovery::openid_metadata(&issuer, parts.metadata_documents)
+                .to_string(),
             admin_openapi: openapi::document(issuer.as_str()).to_string(),
             registrar: parts.registrar,
             tokens: parts.tokens,

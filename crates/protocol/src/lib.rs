@@ -9,6 +9,7 @@
 
 mod body;
 pub mod capabilities;
+mod document;
 mod error;
 mod metadata;
 mod redirect;
@@ -18,6 +19,9 @@ mod workload;
 
 pub use body::check_json_shape;
 pub use charter_jose::UniqueObject;
+pub use document::{
+    check_client_id_url, is_document_client_id, validate_document, MAX_CLIENT_ID_URL_LENGTH,
+};
 pub use error::{Error, ErrorCode};
 pub use metadata::{ApplicationType, AuthMethod, ClientMetadata, GrantType, ResponseType};
 pub use redirect::is_loopback_host;

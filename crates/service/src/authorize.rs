@@ -17,7 +17,8 @@
 use charter_config::{Issuer, LoginConfig, TokensConfig};
 use charter_policy::Policy;
 use charter_protocol::{
-    is_loopback_host, ClientMetadata, Error as ProtocolError, ErrorCode, GrantType, ResponseType,
+    is_document_client_id, is_loopback_host, ClientMetadata, Error as ProtocolError, ErrorCode,
+    GrantType, ResponseType,
 };
 use charter_store::{AuthorizationCode, ClientInUse, Consent, Interaction, Session, Store};
 use serde::{Deserialize, Serialize};
@@ -308,6 +309,8 @@ pub struct Authorizer {
     users: Arc<dyn UserDirectory>,
     tokens: TokensConfig,
     login: LoginConfig,
+    /// Resolves clients whose `client_id` is a metadata document URL.
+    documents: Option<Arc<crate::MetadataDocuments>>,
 }
 
 /// A client that may use the authorization endpoint now.
@@ -335,7 +338,14 @@ impl Authorizer {
             users,
             tokens,
             login,
+            documents: None,
         }
+    }
+
+    /// Resolves metadata-document clients (CIMD) before they are read.
+    pub fn with_documents(mut self, documents: Arc<crate::MetadataDocuments>) -> Self {
+        self.documents = Some(documents);
+        self
     }
 
     pub fn users(&self) -> &Arc<dyn UserDirectory> {
@@ -396,6 +406,25 @@ impl Authorizer {
                 "The application that sent you here is not registered with this server, so you cannot sign in to it.",
             )
         };
+        // CIMD: a URL client_id is fetched (or its stored copy used) and
+        // decided by the domain policy first. A refusal is a page: nothing
+        // about the redirect URI is known to be safe yet (CIMD-01, -09).
+        if let (Some(documents), true) = (&self.documents, is_document_client_id(client_id)) {
+            match documents.resolve(client_id, &RequestContext::default()).await {
+                Ok(()) => {}
+                Err(Error::Protocol(e)) => {
+                    return Err(error_page(
+                        400,
+                        "This application cannot sign you in",
+                        format!(
+                            "The application identifies itself by a metadata document at {client_id}, and this server cannot use it: {}.",
+                            e.description.trim_end_matches('.')
+                        ),
+                    ))
+                }
+                Err(e) => return Err(internal_page(e)),
+            }
+        }
         let in_use = match self.store.client_in_use(client_id).await {
             Ok(Some(c)) => c,
             Ok(None) => return Err(unknown()),
@@ -1143,8 +1172,12 @@ impl Authorizer {
             request.resources.clone()
         };
         let client_id = &client.in_use.client.client_id;
-        let registration = if client_id.starts_with("https://") {
-            "by a client ID metadata document published at its client_id URL".to_owned()
+        let registration = if is_document_client_id(client_id) {
+            // CIMD §6.4: the user sees which site speaks for the client.
+            format!(
+                "by a client ID metadata document that {} publishes; anyone who controls that site controls what this application says about itself",
+                host_of(client_id)
+            )
         } else if client.in_use.client.initial_access_token_id.is_some() {
             "by dynamic client registration with an initial access token of its organization"
                 .to_owned()

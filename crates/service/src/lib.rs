@@ -10,6 +10,7 @@ pub mod audit;
 mod authorize;
 mod bootstrap;
 pub mod credentials;
+mod documents;
 mod error;
 mod grants;
 mod keys;
@@ -32,6 +33,7 @@ pub use authorize::{
 pub use bootstrap::{bootstrap, BootstrapOutput};
 pub use charter_jose::DPOP_SIGNING_ALGS;
 pub use credentials::{Credential, Hasher};
+pub use documents::MetadataDocuments;
 pub use error::Error;
 pub use grants::ProofSite;
 pub use keys::KeyRing;

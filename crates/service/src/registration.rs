@@ -947,25 +947,23 @@ impl Registrar {
     /// Creates the quarantine organization of anonymous registration if it
     /// is enabled and the organization does not exist yet.
     pub async fn ensure_quarantine_organization(&self) -> Result<(), Error> {
-        let Some(anonymous) = &self.config.anonymous else {
-            return Ok(());
-        };
-        if self
-            .store
-            .organization_by_name(&anonymous.organization)
-            .await?
-            .is_some()
-        {
+        match &self.config.anonymous {
+            Some(anonymous) => self.ensure_organization(&anonymous.organization).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Creates the organization `name` if it does not exist yet (an
+    /// organization the configuration puts clients nobody vouched for in).
+    pub async fn ensure_organization(&self, name: &str) -> Result<(), Error> {
+        if self.store.organization_by_name(name).await?.is_some() {
             return Ok(());
         }
         let context = RequestContext {
             admin: Some("system".into()),
             ..Default::default()
         };
-        match self
-            .create_organization(&anonymous.organization, &context)
-            .await
-        {
+        match self.create_organization(name, &context).await {
             Ok(_) => Ok(()),
             // Another replica created it first.
             Err(Error::Protocol(_)) => Ok(()),

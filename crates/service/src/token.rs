@@ -12,7 +12,9 @@ use charter_config::{DpopConfig, Issuer, LifecycleConfig, TokensConfig};
 use charter_jose::DpopProof;
 use charter_jose::{decode, Jwt, PublicKey};
 use charter_policy::{Policy, Profile};
-use charter_protocol::{AuthMethod, ClientMetadata, Error as ProtocolError, ErrorCode, GrantType};
+use charter_protocol::{
+    is_document_client_id, AuthMethod, ClientMetadata, Error as ProtocolError, ErrorCode, GrantType,
+};
 use charter_store::{Change, ClientInUse, ClientStatus, Store};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -115,6 +117,8 @@ pub struct TokenService {
     /// Fetches the keys of clients registered with `jwks_uri`.
     fetcher: Option<charter_fetch::Fetcher>,
     pub(crate) workloads: crate::workloads::Workloads,
+    /// Resolves clients whose `client_id` is a metadata document URL.
+    documents: Option<Arc<crate::MetadataDocuments>>,
 }
 
 /// Answers for the four states of a client that may not be used; each
@@ -185,6 +189,7 @@ impl TokenService {
             dpop,
             fetcher: None,
             workloads: Default::default(),
+            documents: None,
         }
     }
 
@@ -192,6 +197,12 @@ impl TokenService {
     /// use `private_key_jwt`).
     pub fn with_fetcher(mut self, fetcher: charter_fetch::Fetcher) -> Self {
         self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// Resolves metadata-document clients before they authenticate.
+    pub fn with_documents(mut self, documents: Arc<crate::MetadataDocuments>) -> Self {
+        self.documents = Some(documents);
         self
     }
 
@@ -354,6 +365,19 @@ impl TokenService {
             return Err(fail(
                 "client_id does not match the client that authenticated",
             ));
+        }
+        // A metadata-document client is made current (fetched again when
+        // its stored copy is stale) before it is read; a document that is
+        // gone or refused refuses the client. Documents are public, so the
+        // description may say why.
+        if let (Some(documents), true) = (&self.documents, is_document_client_id(&client_id)) {
+            documents
+                .resolve(&client_id, &crate::RequestContext::default())
+                .await
+                .map_err(|e| match e {
+                    Error::Protocol(p) => fail(&p.description),
+                    other => other,
+                })?;
         }
         // Hash before the lookup so an unknown client costs the same work.
         let secret = credentials

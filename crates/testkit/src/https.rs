@@ -58,6 +58,12 @@ impl Document {
         }
     }
 
+    /// The same document answered with `status`.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
     /// The same document with a `Cache-Control` header.
     pub fn cache_control(mut self, value: &str) -> Self {
         self.cache_control = Some(value.to_owned());
