@@ -94,6 +94,48 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Extension grant types with a registered meaning (IANA "OAuth URI"
+/// registry, RFC 7591 §2) that this server does not serve. Listed beside a
+/// grant it does serve, such a value is left out of the registration and
+/// the registered `grant_types` are echoed without it: RFC 7591 §3.2.1 lets
+/// the server replace requested values, and the value only says the client
+/// *could* use that grant somewhere (VS Code's metadata lists the device
+/// grant, claude.ai's the JWT bearer grant; see docs/mcp-clients.md).
+/// Dropping it grants nothing: the token endpoint serves only
+/// [`crate::capabilities::TOKEN_GRANT_TYPES`]. Alone, it is refused, since
+/// the client could not use the registration at all. Values outside this
+/// list (typos, `password`, `implicit`) are never dropped.
+const UNSERVED_EXTENSION_GRANTS: [(&str, &str); 5] = [
+    (
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "the device authorization grant, RFC 8628",
+    ),
+    (
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "token exchange, RFC 8693",
+    ),
+    (
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "the JWT bearer assertion grant, RFC 7523",
+    ),
+    (
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
+        "the SAML 2.0 bearer assertion grant, RFC 7522",
+    ),
+    (
+        "urn:openid:params:grant-type:ciba",
+        "client-initiated backchannel authentication, OpenID CIBA",
+    ),
+];
+
+/// What an [`UNSERVED_EXTENSION_GRANTS`] value is, if `grant` is one.
+fn unserved_extension_grant(grant: &str) -> Option<&'static str> {
+    UNSERVED_EXTENSION_GRANTS
+        .iter()
+        .find(|(name, _)| *name == grant)
+        .map(|&(_, feature)| feature)
+}
+
 /// Members a client may never set on update (RFC 7592 §2.2).
 const SERVER_MANAGED: [&str; 4] = [
     "registration_access_token",
@@ -448,9 +490,13 @@ impl Validator {
         Err(Error::new(code, all.join("; ")))
     }
 
+    /// The requested grant types this server serves. A well-known extension
+    /// grant it does not serve is dropped when a served one is listed too
+    /// ([`UNSERVED_EXTENSION_GRANTS`]); every other unknown value is refused.
     fn grant_types(&mut self, body: &Map<String, Value>) -> Option<Vec<GrantType>> {
         let names = self.string_array(body, "grant_types", 8)?;
         let mut grants = Vec::new();
+        let mut unserved = Vec::new();
         for name in names {
             match (GrantType::parse(&name), name.as_str()) {
                 (Some(g), _) => grants.push(g),
@@ -462,10 +508,21 @@ impl Validator {
                     "grant_types",
                     "\"implicit\" is refused: the implicit grant should not be used (RFC 9700 §2.1.2); use authorization_code with PKCE",
                 ),
-                (None, other) => self.bad(
+                (None, other) => match unserved_extension_grant(other) {
+                    Some(feature) => unserved.push((name.clone(), feature)),
+                    None => self.bad(
+                        "grant_types",
+                        format!("\"{other}\" is not supported; use authorization_code, client_credentials or refresh_token"),
+                    ),
+                },
+            }
+        }
+        if grants.is_empty() {
+            for (name, feature) in unserved {
+                self.bad(
                     "grant_types",
-                    format!("\"{other}\" is not supported; use authorization_code, client_credentials or refresh_token"),
-                ),
+                    format!("\"{name}\" ({feature}) is not supported by this server; register authorization_code, client_credentials or refresh_token"),
+                );
             }
         }
         Some(grants)
@@ -565,6 +622,7 @@ impl Validator {
                     return Vec::new();
                 }
                 let mut uris = Vec::with_capacity(items.len());
+                let mut native_https = false;
                 for item in items {
                     let Some(uri) = item.as_str() else {
                         self.bad("redirect_uris", "must be an array of strings");
@@ -573,9 +631,21 @@ impl Validator {
                     if uris.iter().any(|u| u == uri) {
                         self.bad_redirect(format!("\"{uri}\" is listed more than once"));
                     } else if let Err(rule) = check_redirect_uri(uri, app) {
+                        native_https |= app == ApplicationType::Native
+                            && check_redirect_uri(uri, ApplicationType::Web).is_ok()
+                            && uri.starts_with("https:");
                         self.bad_redirect(format!("\"{uri}\" {rule}"));
                     }
                     uris.push(uri.to_owned());
+                }
+                // VS Code registers its https redirector as a native client
+                // (docs/mcp-clients.md). Redirect URIs are never replaced
+                // (OIDC DCR §3.2), so say what the client can change: MCP
+                // tells clients to retry with an adjusted application_type.
+                if native_https {
+                    self.bad_redirect(
+                        "application_type \"native\" allows no https redirect URI; register the https URIs with application_type \"web\" (which accepts http loopback URIs too), or only private-use scheme and http loopback URIs as \"native\"",
+                    );
                 }
                 uris
             }
@@ -672,6 +742,14 @@ impl Validator {
             );
             return None;
         };
+        // RFC 7592 §2.2 lets the server ignore an empty value: an empty
+        // string asks for no scope, exactly like an omitted member (the MCP
+        // Inspector sends `"scope": ""` when none is configured), so the
+        // profile's default applies and is echoed. RFC 6749 §3.3 has no
+        // empty scope token to store.
+        if scope.is_empty() {
+            return None;
+        }
         if scope.len() > MAX_SCOPE_LEN {
             self.bad(
                 "scope",

@@ -485,3 +485,205 @@ fn storage_round_trip() {
     let back: ClientMetadata = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
     assert_eq!(back, m);
 }
+
+// Real MCP clients (docs/mcp-clients.md): a well-known extension grant the
+// server does not serve is dropped beside a served one (RFC 7591 §3.2.1)
+// and the registered grant_types are echoed without it.
+#[test]
+fn unserved_extension_grants_dropped_beside_served_ones() {
+    const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    // VS Code's client metadata document lists the device grant.
+    let m = ok(json!({
+        "redirect_uris": ["http://127.0.0.1:33418/"],
+        "grant_types": ["authorization_code", "refresh_token", DEVICE],
+        "response_types": ["code"], "token_endpoint_auth_method": "none"}));
+    assert_eq!(
+        m.grant_types,
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    );
+    assert_eq!(
+        serde_json::to_value(&m).unwrap()["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    // claude.ai's lists the JWT bearer grant.
+    let m = ok(json!({
+        "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+        "grant_types": ["authorization_code", "refresh_token", JWT_BEARER],
+        "response_types": ["code"], "token_endpoint_auth_method": "none"}));
+    assert_eq!(
+        m.grant_types,
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    );
+    // Order is kept, whatever the position of the dropped value.
+    let m = ok(json!({"grant_types": [TOKEN_EXCHANGE, "client_credentials"]}));
+    assert_eq!(m.grant_types, vec![GrantType::ClientCredentials]);
+    assert!(m.response_types.is_empty());
+    for name in [
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
+        "urn:openid:params:grant-type:ciba",
+    ] {
+        let m = ok(json!({"grant_types": ["client_credentials", name]}));
+        assert_eq!(m.grant_types, vec![GrantType::ClientCredentials], "{name}");
+    }
+}
+
+// Alone, an unserved extension grant leaves nothing to register: refused,
+// naming the grant and what to register instead.
+#[test]
+fn unserved_extension_grants_alone_refused() {
+    const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    check(
+        json!({"grant_types": [DEVICE]}),
+        Err((META, "RFC 8628) is not supported by this server")),
+    );
+    check(
+        json!({"grant_types": [DEVICE, "urn:ietf:params:oauth:grant-type:jwt-bearer"]}),
+        Err((META, "RFC 7523) is not supported")),
+    );
+    // Dropping the device grant leaves refresh_token alone, which needs
+    // authorization_code: the usual rule applies to what would be registered.
+    check(
+        json!({"grant_types": [DEVICE, "refresh_token"]}),
+        Err((META, "refresh_token is only issued with authorization_code")),
+    );
+}
+
+// Only the listed extension grants are dropped: security-relevant and
+// unknown values stay refusals, beside a served grant too.
+#[test]
+fn other_grant_values_still_refused_beside_served_ones() {
+    let code = |grant: &str| json!({"redirect_uris": ["https://c.example/cb"], "grant_types": ["authorization_code", grant]});
+    check(code("password"), Err((META, "RFC 9700 §2.4")));
+    check(code("implicit"), Err((META, "RFC 9700 §2.1.2")));
+    check(
+        code("refresh-token"),
+        Err((META, "\"refresh-token\" is not supported")),
+    );
+    check(
+        code("urn:ietf:params:oauth:grant-type:DEVICE_CODE"),
+        Err((META, "not supported")),
+    );
+    check(
+        code("urn:ietf:params:oauth:grant-type:unknown"),
+        Err((META, "not supported")),
+    );
+}
+
+// The same rule holds for an RFC 7592 update (and for client metadata
+// documents, which go through the same validation).
+#[test]
+fn unserved_extension_grants_dropped_on_update() {
+    let u = validate_update(
+        &body(
+            json!({"client_id": "abc", "redirect_uris": ["http://127.0.0.1/cb"],
+            "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code"]}),
+        ),
+        "abc",
+    )
+    .unwrap();
+    assert_eq!(u.metadata.grant_types, vec![GrantType::AuthorizationCode]);
+}
+
+// RFC 7592 §2.2: an empty scope string is an empty value the server may
+// ignore; it registers no scope (a profile default may then apply). The
+// MCP Inspector sends one when no scope is configured.
+#[test]
+fn empty_scope_is_no_scope() {
+    let m = ok(json!({
+        "redirect_uris": ["http://localhost:6274/oauth/callback", "http://localhost:6274/oauth/callback/debug"],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+        "client_name": "MCP Inspector", "client_uri": "https://github.com/modelcontextprotocol/inspector",
+        "scope": ""}));
+    assert_eq!(m.scope, None);
+    assert!(serde_json::to_value(&m).unwrap().get("scope").is_none());
+    // Whitespace is not empty: still malformed.
+    let cc = |scope: &str| json!({"grant_types": ["client_credentials"], "scope": scope});
+    check(cc(" "), Err((META, "single spaces")));
+    check(cc("mcp "), Err((META, "single spaces")));
+}
+
+// A native client's https redirect URIs stay refused (OIDC DCR §2; redirect
+// URIs are never replaced, §3.2), with one hint that says what to change.
+#[test]
+fn native_https_redirect_uris_refused_with_a_hint() {
+    // microsoft/vscode src/vs/base/common/oauth.ts, fetchDynamicRegistration.
+    let vscode = json!({
+        "client_name": "Visual Studio Code", "client_uri": "https://code.visualstudio.com",
+        "grant_types": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        "response_types": ["code"],
+        "redirect_uris": ["https://insiders.vscode.dev/redirect", "https://vscode.dev/redirect",
+                          "http://127.0.0.1/", "http://127.0.0.1:33418/"],
+        "token_endpoint_auth_method": "none", "application_type": "native"});
+    let e = validate_registration(&body(vscode.clone())).unwrap_err();
+    assert_eq!(e.code, REDIRECT, "{}", e.description);
+    assert!(e
+        .description
+        .contains("\"https://vscode.dev/redirect\" native clients"));
+    assert_eq!(
+        e.description.matches("application_type \"web\"").count(),
+        1,
+        "{}",
+        e.description
+    );
+    assert!(!e.description.contains("device_code"), "{}", e.description);
+    // The retry MCP suggests (application_type web) registers every URI
+    // verbatim, the loopback ones under decision 7.
+    let mut web = vscode;
+    web["application_type"] = json!("web");
+    let m = ok(web);
+    assert_eq!(m.application_type, ApplicationType::Web);
+    assert_eq!(m.redirect_uris.len(), 4);
+    assert_eq!(
+        m.grant_types,
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    );
+    // No hint where "web" would not help.
+    let e = validate_registration(&body(
+        json!({"application_type": "native", "redirect_uris": ["myapp:/cb", "https://c.example/cb#f"]}),
+    ))
+    .unwrap_err();
+    assert!(
+        !e.description.contains("application_type"),
+        "{}",
+        e.description
+    );
+}
+
+// Client ID Metadata Documents go through this validation too: the real
+// documents of claude.ai (the JWT bearer grant) and VS Code (native https
+// redirect URIs, the device grant) get the same decisions as a request.
+#[test]
+fn real_metadata_documents() {
+    let claude = "https://claude.ai/oauth/mcp-oauth-client-metadata";
+    let m = crate::document::validate_document(
+        claude,
+        json!({"client_id": claude, "client_name": "Claude", "client_uri": "https://claude.ai",
+            "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+            "grant_types": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none"})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("claude.ai's document");
+    assert_eq!(
+        m.grant_types,
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    );
+    let vscode = "https://vscode.dev/oauth/client-metadata.json";
+    let e = crate::document::validate_document(
+        vscode,
+        json!({"client_name": "Visual Studio Code",
+            "grant_types": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none", "application_type": "native",
+            "client_id": vscode, "client_uri": "https://vscode.dev/product",
+            "redirect_uris": ["http://127.0.0.1:33418/", "https://vscode.dev/redirect"]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, REDIRECT, "{}", e.description);
+    assert!(e.description.contains("application_type \"web\""));
+}

@@ -11,6 +11,7 @@ mod governance;
 mod input;
 mod key_rotation;
 mod management;
+mod mcp_clients;
 mod metadata_documents;
 mod node_client;
 mod real_client;
