@@ -10,114 +10,21 @@
 //! (or named by `CHARTER_TEST_NODE` / `CHARTER_TEST_NPM`): without them the
 //! test fails rather than skip, since it is the only check of the grant with
 //! a client that is not ours. Dependencies are installed with `npm ci` from
-//! the committed lockfile when `node_modules` is missing or stale.
+//! the committed lockfile when `node_modules` is missing or stale (the
+//! helpers are in `node.rs`).
 
+use super::node;
 use charter_testkit::{json, Backend, Options, TestServer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
-use tokio::process::Command;
 
 const USERNAME: &str = "node-user";
 const PASSWORD: &str = "correct horse battery staple 7";
-const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node")
-}
-
-/// The program named by `variable`, else `default` on the PATH.
-fn program(variable: &str, default: &str) -> String {
-    std::env::var(variable).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Runs `command` to completion within `limit`, with a message naming
-/// `what` when it cannot start or does not finish.
-async fn run(mut command: Command, what: &str, hint: &str, limit: Duration) -> Output {
-    command.kill_on_drop(true);
-    let child = command.output();
-    match tokio::time::timeout(limit, child).await {
-        Err(_) => panic!("{what} did not finish within {limit:?}"),
-        Ok(Err(e)) => panic!("{what} could not start ({e}); {hint}"),
-        Ok(Ok(output)) => output,
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Node.js 20 or later (openid-client v6 needs its WebCrypto and fetch).
-async fn check_node(node: &str) {
-    let hint = "install Node.js 20 or later, or set CHARTER_TEST_NODE to its path";
-    let mut command = Command::new(node);
-    command.arg("--version");
-    let output = run(
-        command,
-        &format!("`{node} --version`"),
-        hint,
-        CLIENT_TIMEOUT,
-    )
-    .await;
-    let version = text(&output.stdout);
-    let major: Option<u32> = version
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok());
-    assert!(
-        output.status.success() && major.is_some_and(|m| m >= 20),
-        "`{node} --version` says {:?}; {hint}",
-        version.trim()
-    );
-}
-
-/// The version of `package` that `package.json` pins and the one installed.
-fn pinned_and_installed(dir: &Path, package: &str) -> (String, Option<String>) {
-    let read = |path: PathBuf| -> Option<Value> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    };
-    let manifest = read(dir.join("package.json")).expect("tests/node/package.json");
-    let pinned = manifest["dependencies"][package]
-        .as_str()
-        .unwrap_or_else(|| panic!("package.json pins {package}"))
-        .to_owned();
-    let installed = read(dir.join("node_modules").join(package).join("package.json"))
-        .and_then(|m| m["version"].as_str().map(str::to_owned));
-    (pinned, installed)
-}
-
-/// `npm ci` when the pinned openid-client is not what is installed.
-async fn install_dependencies(dir: &Path) {
-    let (pinned, installed) = pinned_and_installed(dir, "openid-client");
-    if installed.as_deref() == Some(pinned.as_str()) {
-        return;
-    }
-    let npm = program("CHARTER_TEST_NPM", "npm");
-    let mut command = Command::new(&npm);
-    command
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir);
-    let output = run(
-        command,
-        &format!("`{npm} ci` in {}", dir.display()),
-        "install npm (it comes with Node.js), or set CHARTER_TEST_NPM to its path",
-        NPM_CI_TIMEOUT,
-    )
-    .await;
-    assert!(
-        output.status.success(),
-        "`{npm} ci` in {} failed ({}):\n{}\n{}",
-        dir.display(),
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    let (_, installed) = pinned_and_installed(dir, "openid-client");
-    assert_eq!(installed, Some(pinned), "npm ci installed openid-client");
 }
 
 /// The claims of a JWS compact serialization, unverified: the library has
@@ -154,39 +61,26 @@ fn base64url_decode(input: &str) -> Vec<u8> {
 
 /// Runs `client.mjs` against `server` as `USERNAME`; returns its JSON line.
 async fn run_client(server: &TestServer) -> Value {
-    let dir = node_dir();
-    let node = program("CHARTER_TEST_NODE", "node");
-    let mut command = Command::new(&node);
-    command
-        .arg("client.mjs")
-        .current_dir(&dir)
-        .env("ISSUER", &server.issuer)
-        .env("IAT", &server.iat)
-        .env("USERNAME", USERNAME)
-        .env("PASSWORD", PASSWORD);
-    let output = run(
-        command,
-        "the openid-client flow (node client.mjs)",
-        "install Node.js 20 or later, or set CHARTER_TEST_NODE to its path",
+    node::run_script(
+        &node_dir(),
+        "client.mjs",
+        &[
+            ("ISSUER", &server.issuer),
+            ("IAT", &server.iat),
+            ("USERNAME", USERNAME),
+            ("PASSWORD", PASSWORD),
+        ],
+        "the openid-client flow",
         CLIENT_TIMEOUT,
     )
-    .await;
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(
-        output.status.success(),
-        "openid-client could not complete the flow ({}):\n{stderr}\n{stdout}",
-        output.status
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("client.mjs printed no JSON line ({e}):\n{stdout}\n{stderr}"))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test]
 async fn openid_client_code_flow_with_dpop() {
-    let node = program("CHARTER_TEST_NODE", "node");
-    check_node(&node).await;
-    install_dependencies(&node_dir()).await;
+    node::check_node(&node::node()).await;
+    node::install_dependencies(&node_dir()).await;
 
     let server = TestServer::start(Backend::Sqlite, Options::default())
         .await
