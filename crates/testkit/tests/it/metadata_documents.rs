@@ -543,6 +543,36 @@ async fn a_changed_document_asks_again(server: TestServer) -> TestServer {
     server
 }
 
+// Reaped like other clients: one never used for `unused_client_expiry`
+// is expired by the sweep; its document, still served, brings it back as a
+// new client that asks the user again.
+async fn unused_document_clients_are_reaped(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/idle.json", 300);
+    let username = user(&server).await;
+    let mut browser = Browser::new();
+    sign_in(&server, &mut browser, &client_id, &username).await;
+    server.backdate_client(&client_id, 91 * 86_400).await;
+    let (status, body) = server
+        .admin_post("/admin/v1/lifecycle/sweep", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stored = server.store().client(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.status.as_str(), "expired");
+    let (_, page) = start(&server, &mut browser, &client_id).await;
+    assert!(
+        is_consent(&page),
+        "a new client, consent again: {}",
+        page.body
+    );
+    let stored = server.store().client(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.status.as_str(), "active");
+    assert!(audit_actions(&server, &client_id)
+        .await
+        .contains(&"client.document_changed:document:client.test".to_owned()));
+    server
+}
+
 // CIMD-08: the redirect URI must be one the document lists.
 async fn redirect_uris_come_from_the_document(server: TestServer) -> TestServer {
     let https = HttpsServer::start().await;
@@ -680,6 +710,7 @@ on_both_backends!(
     a_removed_document_ends_the_client,
     a_changed_document_asks_again,
     redirect_uris_come_from_the_document,
+    unused_document_clients_are_reaped,
     a_gated_domain_waits_for_approval,
     unknown_domains_refused,
 );
