@@ -26,6 +26,7 @@ pub struct RawMetadataDocuments {
     pub unknown_domains: Option<String>,
     pub unknown_profile: Option<String>,
     pub unknown_organization: Option<String>,
+    pub unknown_domains_use_fetch_allowlist: Option<bool>,
     #[serde(default)]
     pub domains: Vec<RawTrustedDomain>,
 }
@@ -99,6 +100,11 @@ pub struct MetadataDocumentsConfig {
     pub unknown_domains: UnknownDomains,
     pub unknown_profile: String,
     pub unknown_organization: String,
+    /// Whether documents of unknown domains may be fetched from the hosts
+    /// and ranges `[fetch]` allows although not public (an intranet where
+    /// developers publish documents). Off: public addresses only, since
+    /// nobody the operator trusts chose those URLs.
+    pub unknown_domains_use_fetch_allowlist: bool,
     pub domains: Vec<TrustedDomain>,
 }
 
@@ -109,6 +115,7 @@ impl Default for MetadataDocumentsConfig {
             unknown_domains: UnknownDomains::Refuse,
             unknown_profile: "metadata-documents".into(),
             unknown_organization: "quarantine".into(),
+            unknown_domains_use_fetch_allowlist: false,
             domains: Vec::new(),
         }
     }
@@ -272,6 +279,9 @@ impl RawMetadataDocuments {
             unknown_domains,
             unknown_profile,
             unknown_organization,
+            unknown_domains_use_fetch_allowlist: self
+                .unknown_domains_use_fetch_allowlist
+                .unwrap_or(defaults.unknown_domains_use_fetch_allowlist),
             domains,
         }
     }
@@ -345,6 +355,7 @@ mod tests {
             unknown_domains: Some("allow".into()),
             unknown_profile: None,
             unknown_organization: Some(" ".into()),
+            unknown_domains_use_fetch_allowlist: None,
             domains: vec![
                 RawTrustedDomain {
                     domain: Some("Example.com".into()),

@@ -49,10 +49,14 @@ pub struct Fetcher {
 struct Inner {
     config: FetchConfig,
     policy: Arc<Policy>,
+    /// [`Policy::public`], for [`Fetcher::get_public`].
+    public_policy: Arc<Policy>,
     resolver: Arc<dyn Resolve>,
     clock: Arc<dyn Clock>,
     https: reqwest::Client,
     http: reqwest::Client,
+    /// https to global addresses only, whatever the allowlists say.
+    public: reqwest::Client,
     cache: Mutex<Cache>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Counters,
@@ -83,6 +87,7 @@ impl Fetcher {
             return Err(FetchError::Config(problems));
         }
         let policy = Arc::new(Policy::new(&config));
+        let public_policy = Arc::new(Policy::public());
         let mut roots = Vec::new();
         for pem in &config.root_certificates_pem {
             roots.push(reqwest::Certificate::from_pem(pem).map_err(|e| {
@@ -91,14 +96,14 @@ impl Fetcher {
                 )])
             })?);
         }
-        let client = |scheme: Scheme| {
+        let client = |scheme: Scheme, policy: &Arc<Policy>| {
             let mut builder = reqwest::Client::builder();
             for root in &roots {
                 builder = builder.add_root_certificate(root.clone());
             }
             builder
                 .dns_resolver(Arc::new(PinnedResolver {
-                    policy: Arc::clone(&policy),
+                    policy: Arc::clone(policy),
                     resolver: Arc::clone(&resolver),
                     scheme,
                 }))
@@ -115,8 +120,10 @@ impl Fetcher {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                https: client(Scheme::Https)?,
-                http: client(Scheme::Http)?,
+                https: client(Scheme::Https, &policy)?,
+                http: client(Scheme::Http, &policy)?,
+                public: client(Scheme::Https, &public_policy)?,
+                public_policy,
                 cache: Mutex::new(Cache::new(config.max_cache_entries)),
                 hosts: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -154,6 +161,38 @@ impl Fetcher {
     /// like `get` (so from the cache if it holds the URL).
     pub async fn get_fresh(&self, url: &str, purpose: Purpose) -> Result<Fetched, FetchError> {
         self.fetch(url, purpose, true).await
+    }
+
+    /// Like [`Fetcher::get`], but for a URL that nobody the operator trusts
+    /// chose (a metadata document of an unknown domain): `fetch.allow_hosts`
+    /// and `fetch.allow_cidrs` do not apply, so only global addresses over
+    /// https are ever contacted, and nothing is cached (the caller keeps
+    /// its own copy).
+    pub async fn get_public(&self, url: &str, purpose: Purpose) -> Result<Fetched, FetchError> {
+        let inner = &self.inner;
+        bump(&inner.counters.requests);
+        let checked = inner
+            .public_policy
+            .check_url(url)
+            .inspect_err(|e| inner.counters.failure(e))?;
+        let timeout = inner.config.timeout;
+        let timed_out = || FetchError::Timeout {
+            host: checked.host.clone(),
+            after: timeout,
+        };
+        let _permit = tokio::time::timeout(timeout, self.host_slot(&checked.host))
+            .await
+            .map_err(|_| timed_out())
+            .inspect_err(|e| inner.counters.failure(e))?;
+        let result = tokio::time::timeout(timeout, self.fetch_once(&checked, purpose, true))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(|e| with_url(e, url));
+        match &result {
+            Ok(_) => bump(&inner.counters.fetched),
+            Err(e) => inner.counters.failure(e),
+        }
+        result
     }
 
     /// Drops the cached entry for `url`, e.g. when the caller found the
@@ -240,7 +279,7 @@ impl Fetcher {
                 return hit;
             }
         }
-        let result = tokio::time::timeout(timeout, self.fetch_once(checked, purpose))
+        let result = tokio::time::timeout(timeout, self.fetch_once(checked, purpose, false))
             .await
             .unwrap_or_else(|_| Err(timed_out()))
             .map_err(|e| with_url(e, raw));
@@ -276,12 +315,18 @@ impl Fetcher {
     }
 
     /// One GET, checked and read within the purpose's cap.
-    async fn fetch_once(&self, checked: &Checked, purpose: Purpose) -> Result<Fetched, FetchError> {
+    async fn fetch_once(
+        &self,
+        checked: &Checked,
+        purpose: Purpose,
+        public: bool,
+    ) -> Result<Fetched, FetchError> {
         let inner = &self.inner;
         let host = || checked.host.clone();
-        let client = match checked.scheme {
-            Scheme::Https => &inner.https,
-            Scheme::Http => &inner.http,
+        let client = match (public, checked.scheme) {
+            (true, _) => &inner.public,
+            (false, Scheme::Https) => &inner.https,
+            (false, Scheme::Http) => &inner.http,
         };
         bump(&inner.counters.sent);
         let mut response = client

@@ -89,6 +89,16 @@ impl Policy {
         }
     }
 
+    /// The same rules without any allowlist: global addresses over https
+    /// only, for URLs nobody the operator trusts chose.
+    pub fn public() -> Self {
+        Self {
+            allow_hosts: HashSet::new(),
+            allow_cidrs: Vec::new(),
+            allow_http: false,
+        }
+    }
+
     fn host_allowed(&self, host: &str) -> bool {
         self.allow_hosts.contains(&normalize(host))
     }

@@ -161,6 +161,17 @@ async fn authenticate(
     form: &mut Form,
     probe_jti: Option<&str>,
 ) -> Result<UsableClient, Response> {
+    // A metadata-document client_id may make the server fetch before any
+    // credential is checked: a source already over its failure limit gets
+    // 429 first, so it cannot make the server fetch on its behalf.
+    if form
+        .get("client_id")
+        .is_some_and(charter_protocol::is_document_client_id)
+    {
+        if let Err(wait) = state.limits.check_blocked(source) {
+            return Err(Rejection::TooManyRequests(wait).into_response());
+        }
+    }
     let result = match credentials(headers, form) {
         Ok(credentials) => {
             state

@@ -42,8 +42,10 @@ use charter_store::{
     AuditEvent, Change, ClientRecord, ClientStatus, DocumentState, Inserted, Store, TokenHash,
 };
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::UNIX_EPOCH;
+use tokio::sync::Semaphore;
 
 use crate::credentials::{self, Credential, Hasher};
 use crate::{Error, RequestContext};
@@ -56,6 +58,10 @@ pub struct MetadataDocuments {
     policy: Arc<Policy>,
     fetcher: Fetcher,
     config: MetadataDocumentsConfig,
+    /// Bounds the document fetches in flight.
+    fetches: Semaphore,
+    /// One lock per URL being fetched, so concurrent first uses fetch once.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Why a document client cannot be used now; the description is for the
@@ -85,6 +91,58 @@ fn definitive(e: &FetchError) -> bool {
     }
 }
 
+/// How long past its freshness a stored copy is still used while the
+/// document's site fails transiently (RFC 5861 `stale-if-error`).
+const STALE_IF_ERROR: i64 = 3600;
+
+/// Document fetches in flight at once, across all URLs.
+const MAX_CONCURRENT_FETCHES: usize = 32;
+
+/// Why a fetched document was not admitted.
+enum Failure {
+    /// The document itself is unacceptable: a stored client goes.
+    Document(String),
+    /// Something outside the document refuses it now (organization,
+    /// profile, a key URL): refused while it lasts, nothing removed.
+    Refused(String),
+    Internal(Error),
+}
+
+impl From<charter_store::Error> for Failure {
+    fn from(e: charter_store::Error) -> Self {
+        Failure::Internal(e.into())
+    }
+}
+
+/// A fetch failure as the user and the client see it: what went wrong,
+/// without internal detail (what a name resolved to, connection errors),
+/// which goes to the log.
+fn describe(e: &FetchError) -> String {
+    match e {
+        FetchError::Status { code, .. } => format!("the site answered with status {code}"),
+        FetchError::Redirect { status, .. } => {
+            format!("the site answered with a redirect ({status}), which is not followed")
+        }
+        FetchError::ContentType { found, .. } => format!(
+            "the site answered with content type {}, not JSON",
+            found.as_deref().unwrap_or("(none)")
+        ),
+        FetchError::TooLarge { cap, .. } => format!("the document is larger than {cap} bytes"),
+        FetchError::NonGlobalAddress { .. } => {
+            "its host is not a public internet address; refused".into()
+        }
+        FetchError::InvalidUrl { .. }
+        | FetchError::NotHttps { .. }
+        | FetchError::Userinfo { .. } => "its URL is not one this server fetches".into(),
+        FetchError::Timeout { .. } => "the site did not answer in time".into(),
+        FetchError::Resolve { .. }
+        | FetchError::NoAddresses { .. }
+        | FetchError::Connect { .. }
+        | FetchError::Body { .. }
+        | FetchError::Config(_) => "the site could not be reached".into(),
+    }
+}
+
 /// What the server decided for a fetched, valid document.
 struct Decided {
     metadata: ClientMetadata,
@@ -110,6 +168,8 @@ impl MetadataDocuments {
             policy,
             fetcher,
             config,
+            fetches: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            gates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -134,68 +194,150 @@ impl MetadataDocuments {
                 "client_id: documents from {host} are not accepted by this server (its domain is not trusted)"
             )));
         };
+        if self.settled(client_id, &binding).await? {
+            return Ok(());
+        }
+        // One fetch per URL at a time (the others then find it settled),
+        // and a bound on document fetches in flight across all URLs.
+        let gate = self.gate(client_id);
+        let _one = gate.lock().await;
+        if self.settled(client_id, &binding).await? {
+            return Ok(());
+        }
+        let _slot = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the document fetch limit was closed".into()))?;
+        let result = self.refresh(client_id, &host, &binding, context).await;
+        drop(_one);
+        self.release(client_id, gate);
+        result
+    }
+
+    /// Whether the stored client needs no fetch: fresh under the same
+    /// profile, or decided by an administrator (revoked or rejected stand
+    /// whatever the document says; the endpoint's usability check refuses).
+    async fn settled(&self, client_id: &str, binding: &DocumentBinding) -> Result<bool, Error> {
+        let Some(stored) = self.store.client(client_id).await? else {
+            return Ok(false);
+        };
+        Ok(match stored.status {
+            ClientStatus::Revoked | ClientStatus::Rejected => true,
+            ClientStatus::Expired => false,
+            ClientStatus::Active | ClientStatus::Pending => {
+                stored.profile == binding.profile
+                    && stored
+                        .document
+                        .is_some_and(|d| d.fresh_until > crate::now())
+            }
+        })
+    }
+
+    /// The lock of `client_id`'s fetch.
+    fn gate(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(gates.entry(client_id.to_owned()).or_default())
+    }
+
+    /// Forgets the lock of `client_id` once nobody else holds or awaits it.
+    fn release(&self, client_id: &str, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        // Ours, and the map's: nobody else has it.
+        if Arc::strong_count(&gate) <= 2 {
+            gates.remove(client_id);
+        }
+    }
+
+    /// Fetches, validates, decides and stores the document of `client_id`.
+    async fn refresh(
+        &self,
+        client_id: &str,
+        host: &str,
+        binding: &DocumentBinding,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
         let now = crate::now();
         let existing = self.store.client(client_id).await?;
-        if let Some(stored) = &existing {
-            match stored.status {
-                // An administrator's decision stands whatever the document
-                // says; the endpoint's usability check refuses the client.
-                ClientStatus::Revoked | ClientStatus::Rejected => return Ok(()),
-                ClientStatus::Expired => {}
-                ClientStatus::Active | ClientStatus::Pending => {
-                    if stored.document.is_some_and(|d| d.fresh_until > now) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        let fetched = match self.fetcher.get(client_id, Purpose::MetadataDocument).await {
+        let public_only =
+            binding.unknown.is_some() && !self.config.unknown_domains_use_fetch_allowlist;
+        let fetched = if public_only {
+            // Nobody the operator trusts chose this URL: the fetch
+            // allowlists do not apply to it (CIMD §6.5).
+            self.fetcher
+                .get_public(client_id, Purpose::MetadataDocument)
+                .await
+        } else {
+            self.fetcher.get(client_id, Purpose::MetadataDocument).await
+        };
+        let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(e) => {
-                let why = format!("its metadata document could not be fetched: {e}");
+                let why = format!(
+                    "its metadata document could not be fetched: {}",
+                    describe(&e)
+                );
+                tracing::warn!(client_id, error = %e, "metadata document fetch failed");
                 if definitive(&e) {
                     self.remove(existing.as_ref(), &why, context).await?;
+                    return Err(refused(why));
+                }
+                // RFC 5861 stale-if-error: an unreachable site does not end
+                // a client whose copy went stale only a little while ago.
+                if let Some(stored) = existing.as_ref().filter(|s| {
+                    matches!(s.status, ClientStatus::Active | ClientStatus::Pending)
+                        && s.profile == binding.profile
+                        && s.document
+                            .is_some_and(|d| d.fresh_until + STALE_IF_ERROR > now)
+                }) {
+                    tracing::warn!(client_id = %stored.client_id, "using the stored metadata document while its site fails");
+                    return Ok(());
                 }
                 return Err(refused(why));
             }
         };
-        let decided = match self.decide(client_id, &fetched.body, &binding).await {
+        let decided = match self
+            .decide(client_id, &fetched.body, binding, existing.as_ref())
+            .await
+        {
             Ok(decided) => decided,
-            Err(e) => {
+            Err(Failure::Document(why)) => {
                 // CIMD §4.4: an invalid document is not cached.
                 self.fetcher.forget(client_id, Purpose::MetadataDocument);
-                let why = match &e {
-                    Error::Protocol(p) => {
-                        format!("its metadata document is refused: {}", p.description)
-                    }
-                    other => other.to_string(),
-                };
-                if matches!(e, Error::Protocol(_)) {
-                    self.remove(existing.as_ref(), &why, context).await?;
-                    return Err(refused(why));
-                }
-                return Err(e);
+                let why = format!("its metadata document is refused: {why}");
+                self.remove(existing.as_ref(), &why, context).await?;
+                return Err(refused(why));
             }
+            // Not the document's fault (the organization, the profile's
+            // limits, a key URL that cannot be reached now): refused while
+            // it lasts, nothing removed.
+            Err(Failure::Refused(why)) => return Err(refused(why)),
+            Err(Failure::Internal(e)) => return Err(e),
         };
         let fresh_until = fetched
             .expires_at
             .duration_since(UNIX_EPOCH)
             .map_or(now, |d| d.as_secs() as i64);
+        let expires_at = now + decided.client_lifetime;
         let digest = digest(&decided)?;
         if let Some(stored) = &existing {
             let same = stored.document.is_some_and(|d| d.digest == digest);
             if same && stored.status != ClientStatus::Expired {
+                // The same document: fresh again, and a client in use does
+                // not reach the end of its lifetime while its site serves it.
                 self.store
-                    .refresh_document(client_id, &digest, fresh_until)
+                    .refresh_document(client_id, &digest, fresh_until, expires_at)
                     .await?;
                 return Ok(());
             }
         }
         let record = self.record(client_id, &decided, digest, fresh_until, now)?;
-        let actor = format!("document:{host}");
+        let changed = existing
+            .as_ref()
+            .is_some_and(|s| s.status != ClientStatus::Expired);
         let mut event = context.event(
-            actor,
-            if existing.is_some() {
+            format!("document:{host}"),
+            if changed {
                 "client.document_changed"
             } else {
                 "client.register"
@@ -205,7 +347,7 @@ impl MetadataDocuments {
         event.organization_id = Some(decided.organization_id.clone());
         event.client_id = Some(client_id.to_owned());
         event.policy_version = Some(self.policy.version.clone());
-        event.reasons = [vec![provenance(&binding)], decided.reasons.clone()].concat();
+        event.reasons = [vec![provenance(binding)], decided.reasons.clone()].concat();
         match &existing {
             Some(stored) => {
                 let Some(old) = stored.document else {
@@ -213,20 +355,22 @@ impl MetadataDocuments {
                         "client {client_id} has an https client_id but no document state"
                     )));
                 };
-                if !self
+                if self
                     .store
                     .replace_client(&old.digest, record, event)
                     .await?
                 {
-                    // Another request replaced or removed it first; its
-                    // outcome stands and this request reads it.
-                    tracing::debug!(client_id, "metadata document client replaced concurrently");
+                    tracing::info!(
+                        client_id,
+                        status = status_name(decided.status),
+                        "metadata document client replaced by a new one"
+                    );
+                } else {
+                    // Another replica replaced or removed it, or an
+                    // administrator revoked it, first; that stands and
+                    // the endpoint reads it.
+                    tracing::debug!(client_id, "metadata document client changed concurrently");
                 }
-                tracing::info!(
-                    client_id,
-                    status = status_name(decided.status),
-                    "metadata document changed; client replaced"
-                );
             }
             None => match self
                 .store
@@ -268,13 +412,23 @@ impl MetadataDocuments {
         client_id: &str,
         body: &[u8],
         binding: &DocumentBinding,
-    ) -> Result<Decided, Error> {
-        let mut metadata = validate_document(client_id, body)?;
-        if binding.unknown.is_some() && metadata.token_endpoint_auth_method != AuthMethod::None {
-            return Err(ProtocolError::invalid_metadata(
-                "token_endpoint_auth_method: documents from domains this server does not trust are admitted as public clients only (\"none\")",
-            )
-            .into());
+        existing: Option<&ClientRecord>,
+    ) -> Result<Decided, Failure> {
+        let mut metadata =
+            validate_document(client_id, body).map_err(|e| Failure::Document(e.description))?;
+        if binding.unknown.is_some() {
+            if metadata.token_endpoint_auth_method != AuthMethod::None {
+                return Err(Failure::Document(
+                    "token_endpoint_auth_method: documents from domains this server does not trust are admitted as public clients only (\"none\")".into(),
+                ));
+            }
+            // Nothing else is fetched on the word of a document nobody the
+            // operator trusts vouched for.
+            if metadata.jwks_uri.is_some() || metadata.sector_identifier_uri.is_some() {
+                return Err(Failure::Document(
+                    "jwks_uri and sector_identifier_uri are not accepted in documents from domains this server does not trust".into(),
+                ));
+            }
         }
         let organization = self
             .store
@@ -283,25 +437,27 @@ impl MetadataDocuments {
             .filter(|o| o.status == "active")
             .ok_or_else(|| {
                 tracing::warn!(organization = %binding.organization, "metadata documents name an organization that does not exist or is not active");
-                Error::from(ProtocolError::new(
-                    ErrorCode::InvalidClient,
-                    format!(
-                        "organization {:?}, which clients of this domain belong to, does not exist or is not active here",
-                        binding.organization
-                    ),
+                Failure::Refused(format!(
+                    "organization {:?}, which clients of this domain belong to, does not exist or is not active here",
+                    binding.organization
                 ))
             })?;
         let profile = self.policy.profile(&binding.profile).ok_or_else(|| {
-            Error::Internal(format!(
+            Failure::Internal(Error::Internal(format!(
                 "metadata documents' profile {:?} is not defined",
                 binding.profile
-            ))
+            )))
         })?;
         let organization_client_count = match profile.max_clients_per_organization {
             Some(_) => {
-                self.store
+                let count = self
+                    .store
                     .organization_client_count(&organization.id)
-                    .await?
+                    .await?;
+                // A client already stored there does not count against
+                // its own place.
+                let own = existing.is_some_and(|c| c.organization_id == organization.id);
+                count.saturating_sub(u64::from(own))
             }
             None => 0,
         };
@@ -329,7 +485,10 @@ impl MetadataDocuments {
                 ClientStatus::Pending,
                 [reasons, substitutions].concat(),
             ),
-            Decision::Refuse(e) => return Err(e.into()),
+            // What the document asks for is outside the profile now: the
+            // client cannot be used while that lasts. It is not removed: a
+            // policy change must not end every user's grants at once.
+            Decision::Refuse(e) => return Err(Failure::Refused(e.description)),
         };
         reasons.extend(narrowed);
         if binding.unknown == Some(UnknownDomains::Pending) && status == ClientStatus::Active {
@@ -339,7 +498,12 @@ impl MetadataDocuments {
         // CIMD §6.5: URLs inside the document are held to the same rules
         // as registered ones (never a special-use address).
         if metadata.jwks_uri.is_some() || metadata.sector_identifier_uri.is_some() {
-            crate::remote::check_remote_metadata(&self.fetcher, profile, &metadata).await?;
+            crate::remote::check_remote_metadata(&self.fetcher, profile, &metadata)
+                .await
+                .map_err(|e| match e {
+                    Error::Protocol(p) => Failure::Refused(p.description),
+                    other => Failure::Internal(other),
+                })?;
         }
         Ok(Decided {
             metadata,
@@ -401,15 +565,18 @@ impl MetadataDocuments {
         why: &str,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let Some(stored) = existing else {
+        let Some((stored, document)) = existing.and_then(|s| s.document.map(|d| (s, d))) else {
             return Ok(());
         };
         let mut event: AuditEvent = context.event("system", "client.document_removed", "deleted");
         event.organization_id = Some(stored.organization_id.clone());
         event.client_id = Some(stored.client_id.clone());
         event.reasons = vec![why.to_owned()];
-        let change = Change::DeleteClient {
+        // Only the copy this request judged, and never a client an
+        // administrator revoked or rejected in the meantime.
+        let change = Change::RemoveDocumentClient {
             client_id: stored.client_id.clone(),
+            expected_digest: document.digest,
         };
         if self.store.apply_change(change, event).await? {
             tracing::warn!(client_id = %stored.client_id, reason = why, "metadata document client removed");

@@ -817,6 +817,14 @@ impl TokenService {
         if unusable(&owner, owner_profile, now).is_some() {
             return inactive();
         }
+        // A token from before this incarnation of its client (a metadata
+        // document client replaced or re-admitted under the same id).
+        if jwt
+            .claim_time("iat")
+            .is_none_or(|iat| iat < owner.client.issued_at)
+        {
+            return inactive();
+        }
         // The grant and scopes must still be within what the owner's
         // profile allows now.
         // A token whose subject is its client came from client_credentials;

@@ -383,6 +383,7 @@ fn single_statement(change: &Change) -> Option<Query<'_, sqlx::Postgres, PgArgum
         .bind(client_id)
         .bind(*expires_at),
         Change::DeleteClient { .. }
+        | Change::RemoveDocumentClient { .. }
         | Change::SetUserDisabled { .. }
         | Change::RevokeConsent { .. }
         | Change::RevokeGrant { .. } => return None,
@@ -527,6 +528,26 @@ impl Store for PostgresStore {
                         .await
                         .map_err(db_err)?
                         .rows_affected()
+                        == 1;
+                    if deleted {
+                        users::delete_client_data(&mut tx, client_id).await?;
+                    }
+                    deleted
+                }
+                Change::RemoveDocumentClient {
+                    client_id,
+                    expected_digest,
+                } => {
+                    let deleted = sqlx::query(
+                        "DELETE FROM clients WHERE client_id = $1 AND document_digest = $2 \
+                         AND status IN ('active', 'pending', 'expired')",
+                    )
+                    .bind(client_id)
+                    .bind(&expected_digest[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
                         == 1;
                     if deleted {
                         users::delete_client_data(&mut tx, client_id).await?;
@@ -735,13 +756,16 @@ impl Store for PostgresStore {
         client_id: &str,
         digest: &TokenHash,
         fresh_until: i64,
+        expires_at: i64,
     ) -> Result<bool> {
         let updated = sqlx::query(
-            "UPDATE clients SET document_fresh_until = $3 WHERE client_id = $1 AND document_digest = $2",
+            "UPDATE clients SET document_fresh_until = $3, expires_at = $4 \
+             WHERE client_id = $1 AND document_digest = $2 AND status IN ('active', 'pending')",
         )
         .bind(client_id)
         .bind(&digest[..])
         .bind(fresh_until)
+        .bind(expires_at)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -756,7 +780,7 @@ impl Store for PostgresStore {
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let deleted =
-            sqlx::query("DELETE FROM clients WHERE client_id = $1 AND document_digest = $2")
+            sqlx::query("DELETE FROM clients WHERE client_id = $1 AND document_digest = $2 AND status IN ('active', 'pending', 'expired')")
                 .bind(&client.client_id)
                 .bind(&expected_digest[..])
                 .execute(&mut *tx)

@@ -308,12 +308,14 @@ impl Store for SqliteStore {
         client_id: &str,
         digest: &TokenHash,
         fresh_until: i64,
+        expires_at: i64,
     ) -> Result<bool> {
         self.writer
             .submit(WriteOp::RefreshDocument(
                 client_id.to_owned(),
                 *digest,
                 fresh_until,
+                expires_at,
             ))
             .await
     }

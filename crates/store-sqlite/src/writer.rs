@@ -29,7 +29,7 @@ pub(crate) enum WriteOp {
     InsertInitialAccessToken(InitialAccessToken, AuditEvent),
     InsertClient(Box<ClientRecord>, Option<u64>, AuditEvent),
     UpdateClient(Box<ClientUpdate>, AuditEvent),
-    RefreshDocument(String, TokenHash, i64),
+    RefreshDocument(String, TokenHash, i64, i64),
     ReplaceClient(TokenHash, Box<ClientRecord>, AuditEvent),
     DeleteClient(String, TokenHash, AuditEvent),
     AppendAudit(AuditEvent),
@@ -432,15 +432,19 @@ fn apply_statements(conn: &Connection, op: &WriteOp) -> rusqlite::Result<u64> {
             insert_client(conn, c)?;
             1
         }
-        WriteOp::RefreshDocument(client_id, digest, fresh_until) => conn
+        WriteOp::RefreshDocument(client_id, digest, fresh_until, expires_at) => conn
             .prepare_cached(
-                "UPDATE clients SET document_fresh_until = ?3 WHERE client_id = ?1 AND document_digest = ?2",
+                "UPDATE clients SET document_fresh_until = ?3, expires_at = ?4 \
+                 WHERE client_id = ?1 AND document_digest = ?2 AND status IN ('active', 'pending')",
             )?
-            .execute(params![client_id, &digest[..], fresh_until])?
+            .execute(params![client_id, &digest[..], fresh_until, expires_at])?
             as u64,
         WriteOp::ReplaceClient(expected, c, _) => {
             let deleted = conn
-                .prepare_cached("DELETE FROM clients WHERE client_id = ?1 AND document_digest = ?2")?
+                .prepare_cached(
+                    "DELETE FROM clients WHERE client_id = ?1 AND document_digest = ?2 \
+                     AND status IN ('active', 'pending', 'expired')",
+                )?
                 .execute(params![c.client_id, &expected[..]])?;
             if deleted == 0 {
                 return Ok(0);
@@ -600,6 +604,18 @@ fn apply_change(conn: &Connection, change: &Change) -> rusqlite::Result<bool> {
             let deleted = conn
                 .prepare_cached("DELETE FROM clients WHERE client_id = ?1")?
                 .execute([client_id])?;
+            if deleted == 1 {
+                users::delete_client_data(conn, client_id)?;
+            }
+            deleted
+        }
+        Change::RemoveDocumentClient { client_id, expected_digest } => {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM clients WHERE client_id = ?1 AND document_digest = ?2 \
+                     AND status IN ('active', 'pending', 'expired')",
+                )?
+                .execute(params![client_id, &expected_digest[..]])?;
             if deleted == 1 {
                 users::delete_client_data(conn, client_id)?;
             }

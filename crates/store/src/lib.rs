@@ -83,6 +83,15 @@ pub enum Change {
     DeleteClient {
         client_id: String,
     },
+    /// A metadata-document client whose document is gone or refused is
+    /// deleted like [`Change::DeleteClient`], but only while its stored
+    /// document is still `expected_digest` and its status is active,
+    /// pending or expired (an administrator's revocation or rejection
+    /// stands).
+    RemoveDocumentClient {
+        client_id: String,
+        expected_digest: TokenHash,
+    },
     /// The client gets a new secret; the current one stays valid until
     /// `previous_expires_at` (the rotation overlap). Applies only while the
     /// client's secret is still `expected_secret_hash`.
@@ -420,16 +429,20 @@ pub trait Store: Send + Sync + Describe + 'static {
     /// access token is still the expected one; returns whether it did.
     async fn update_client(&self, update: ClientUpdate, audit: AuditEvent) -> Result<bool>;
     /// Marks the stored copy of a client's metadata document fresh until
-    /// `fresh_until`, if it is still the one with `digest`. Whether it was.
+    /// `fresh_until` and moves the client's end to `expires_at`, if it is
+    /// still the one with `digest` and active or pending. Whether it was.
     /// Cache bookkeeping, not a governed change: nothing is audited.
     async fn refresh_document(
         &self,
         client_id: &str,
         digest: &TokenHash,
         fresh_until: UnixTime,
+        expires_at: UnixTime,
     ) -> Result<bool>;
     /// Replaces a metadata-document client whose stored document is still
-    /// `expected_digest` by `client` (the same `client_id`): the old
+    /// `expected_digest`, and whose status is active, pending or expired
+    /// (never one an administrator revoked or rejected), by `client` (the
+    /// same `client_id`): the old
     /// client's consents, codes, grants and refresh tokens end with it.
     /// One transaction with the audit entry; whether it was replaced
     /// (`false` when another request replaced or removed it first).

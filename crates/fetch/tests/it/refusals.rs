@@ -192,3 +192,40 @@ async fn http_needs_an_allowlisted_host() {
     s.fetcher.get(&url, Purpose::JwkSet).await.unwrap();
     assert_eq!(server.requests(), 1);
 }
+
+/// `get_public` ignores the allowlists: an allowlisted name or range that
+/// is not global is refused without a connection, over http and https.
+#[tokio::test]
+async fn public_fetches_ignore_the_allowlists() {
+    let server = Server::start(Reply::json("{}")).await;
+    let s = setup(FetchConfig {
+        allow_http: true,
+        allow_hosts: vec!["jwks.test".into()],
+        allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
+        ..FetchConfig::default()
+    });
+    let url = format!("http://jwks.test:{}/", server.port());
+    s.fetcher.get(&url, Purpose::JwkSet).await.unwrap();
+    assert_eq!(server.requests(), 1);
+    let e = s
+        .fetcher
+        .get_public(&url, Purpose::MetadataDocument)
+        .await
+        .unwrap_err();
+    assert_eq!(e, FetchError::NotHttps { url });
+    for url in [
+        format!("https://jwks.test:{}/doc.json", server.port()),
+        format!("https://127.0.0.1:{}/doc.json", server.port()),
+    ] {
+        let e = s
+            .fetcher
+            .get_public(&url, Purpose::MetadataDocument)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::NonGlobalAddress { .. }),
+            "{url}: {e:?}"
+        );
+    }
+    assert_eq!(server.requests(), 1, "nothing was contacted");
+}

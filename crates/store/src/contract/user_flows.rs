@@ -792,15 +792,24 @@ async fn metadata_documents(store: &dyn Store) {
         record.document
     );
     assert!(!store
-        .refresh_document(id, &hash(182), NOW + 120)
+        .refresh_document(id, &hash(182), NOW + 120, NOW + 9_000)
         .await
         .unwrap());
     assert!(store
-        .refresh_document(id, &hash(181), NOW + 120)
+        .refresh_document(id, &hash(181), NOW + 120, NOW + 9_000)
         .await
         .unwrap());
-    let stored = store.client(id).await.unwrap().unwrap().document.unwrap();
-    assert_eq!((stored.fresh_until, stored.digest), (NOW + 120, hash(181)));
+    let stored = store.client(id).await.unwrap().unwrap();
+    let document = stored.document.unwrap();
+    assert_eq!(
+        (document.fresh_until, document.digest),
+        (NOW + 120, hash(181))
+    );
+    assert_eq!(
+        stored.expires_at,
+        Some(NOW + 9_000),
+        "the lifetime moves on"
+    );
 
     let g = grant("g-doc", id, "u-alice");
     assert!(store.issue(redeem(&g, 183, "at-doc")).await.unwrap());
@@ -854,6 +863,42 @@ async fn metadata_documents(store: &dyn Store) {
     assert!(store.take_code(&hash(184)).await.unwrap().is_none());
     assert!(store.refresh_token(&hash(183)).await.unwrap().is_none());
     assert!(store.access_token_revoked("at-doc").await.unwrap());
+
+    // Removal compares the document, and an administrator's revocation
+    // stands against both replacement and removal.
+    let remove = |digest: u8| Change::RemoveDocumentClient {
+        client_id: id.into(),
+        expected_digest: hash(digest),
+    };
+    assert!(!store
+        .apply_change(remove(181), ev("uf.document.removed"))
+        .await
+        .unwrap());
+    assert!(store
+        .apply_change(
+            Change::RevokeClient {
+                client_id: id.into()
+            },
+            ev("uf.document.revoke")
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_client(&hash(186), changed.clone(), ev("uf.document.replace"))
+        .await
+        .unwrap());
+    assert!(!store
+        .refresh_document(id, &hash(186), NOW + 600, NOW + 9_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .apply_change(remove(186), ev("uf.document.removed"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.client(id).await.unwrap().unwrap().status,
+        ClientStatus::Revoked
+    );
     assert!(store
         .apply_change(
             Change::DeleteClient {
@@ -863,6 +908,16 @@ async fn metadata_documents(store: &dyn Store) {
         )
         .await
         .unwrap());
+    // A live one is removed with its digest.
+    store
+        .insert_client(changed.clone(), None, ev("uf.document.register"))
+        .await
+        .unwrap();
+    assert!(store
+        .apply_change(remove(186), ev("uf.document.removed"))
+        .await
+        .unwrap());
+    assert!(store.client(id).await.unwrap().is_none());
 }
 
 /// A grant without a DPoP key is bound at a refresh, once and for good.

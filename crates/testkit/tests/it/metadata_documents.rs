@@ -6,7 +6,8 @@
 //! removed when the document is gone, replaced when it changed.
 
 use crate::authorization::{
-    assert_error_page, code_of, is_consent, is_login, outcome, token_as, Request, PASSWORD,
+    assert_error_page, code_of, is_consent, is_login, outcome, token_as, userinfo_status, Request,
+    PASSWORD,
 };
 use charter_testkit::browser::{Browser, Page};
 use charter_testkit::https::{Document, HttpsServer};
@@ -27,6 +28,12 @@ fn loopback() -> Vec<IpAddr> {
 /// `client.test` is trusted (profile `open`), `*.client.test` too (profile
 /// `gated`: approval first); every other domain gets `unknown`.
 fn options_with(unknown: &str) -> Options {
+    options_fetching(unknown, true)
+}
+
+/// `allowlist`: whether unknown domains' documents may come from the
+/// hosts `[fetch]` allows (loopback here).
+fn options_fetching(unknown: &str, allowlist: bool) -> Options {
     Options {
         extra_toml: format!(
             r#"
@@ -52,6 +59,7 @@ token_endpoint_auth_methods = ["none"]
 enabled = true
 unknown_domains = "{unknown}"
 unknown_profile = "narrow"
+unknown_domains_use_fetch_allowlist = {allowlist}
 
 [[client_id_metadata_documents.domains]]
 domain = "client.test"
@@ -84,6 +92,10 @@ fn options() -> Options {
 
 fn public_options() -> Options {
     options_with("public")
+}
+
+fn public_strict_options() -> Options {
+    options_fetching("public", false)
 }
 
 fn pending_options() -> Options {
@@ -285,7 +297,7 @@ async fn refused_documents_are_error_pages(server: TestServer) -> TestServer {
         (
             "/big.json",
             Box::new(move |u| Document::json(&document(u, json!({"client_name": big.clone()})))),
-            "more than",
+            "larger than",
         ),
         (
             "/secret.json",
@@ -394,29 +406,33 @@ async fn bad_urls_are_refused_without_fetching(server: TestServer) -> TestServer
     server
 }
 
-// CIMD-11 with unknown domains admitted: a name that resolves to loopback
-// without being allowlisted, and loopback literals, are never connected to.
+// CIMD-11 with unknown domains admitted: a name that resolves to loopback,
+// allowlisted under [fetch] or not, and loopback literals are never
+// connected to, and the page does not say what the name resolved to.
 async fn special_use_addresses_are_never_fetched(server: TestServer) -> TestServer {
     let https = HttpsServer::start().await;
     let port = https.port();
     let mut browser = Browser::new();
     for host in [
         "rebind.test",
+        "other.test",
         "127.0.0.1",
         "[::1]",
         "localhost",
-        "2130706433",
     ] {
         let client_id = format!("https://{host}:{port}/c.json");
         let (_, page) = start(&server, &mut browser, &client_id).await;
-        assert_eq!(page.status, 400, "{host}: {}", page.body);
-        assert!(page.location().is_none());
-        assert!(
-            page.body.contains("refused") || page.body.contains("normalized"),
-            "{host}: {}",
-            page.body
-        );
+        assert_error_page(&page, 400, "not a public internet address");
+        assert!(!page.body.contains("resolves to"), "{}", page.body);
     }
+    // Another spelling of 127.0.0.1 is not even a client id.
+    let (_, page) = start(
+        &server,
+        &mut browser,
+        &format!("https://2130706433:{port}/c.json"),
+    )
+    .await;
+    assert_error_page(&page, 400, "normalized");
     assert_eq!(https.requests("/c.json"), 0);
     server
 }
@@ -457,25 +473,20 @@ async fn a_removed_document_ends_the_client(server: TestServer) -> TestServer {
     let (request, code, _) = sign_in(&server, &mut browser, &client_id, &username).await;
     let tokens = redeem(&server, &client_id, &request, &code).await;
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(userinfo_status(&server, &access_token).await, 200);
 
-    // A transient failure refuses the request but keeps the client.
+    // A transient failure (503) of a copy just gone stale: the stored copy
+    // serves on (stale-if-error), so the client keeps its tokens.
     https.serve(
         "/gone.json",
         Document::bytes("application/json", "{}").status(503),
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let answer = refresh(&server, &client_id, &refresh_token).await;
-    assert_eq!(
-        outcome(&answer),
-        (401, Some("invalid_client")),
-        "{}",
-        answer.1
-    );
-    assert!(answer.1["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("503"));
-    assert!(server.store().client(&client_id).await.unwrap().is_some());
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let refresh_token = answer.1["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(https.requests("/gone.json"), 2);
 
     // Gone for good (404): the client is deleted with its grants.
     https.serve(
@@ -493,6 +504,7 @@ async fn a_removed_document_ends_the_client(server: TestServer) -> TestServer {
     assert!(audit_actions(&server, &client_id)
         .await
         .contains(&"client.document_removed:system".to_owned()));
+    assert_eq!(userinfo_status(&server, &access_token).await, 401);
 
     // Back again: a new client, so the old refresh token is dead and the
     // user is asked again.
@@ -506,6 +518,8 @@ async fn a_removed_document_ends_the_client(server: TestServer) -> TestServer {
     );
     let (_, code, _) = sign_in(&server, &mut browser, &client_id, &username).await;
     assert!(!code.is_empty());
+    // The old access token stays dead under the client's new incarnation.
+    assert_eq!(userinfo_status(&server, &access_token).await, 401);
     server
 }
 
@@ -567,9 +581,81 @@ async fn unused_document_clients_are_reaped(server: TestServer) -> TestServer {
     );
     let stored = server.store().client(&client_id).await.unwrap().unwrap();
     assert_eq!(stored.status.as_str(), "active");
-    assert!(audit_actions(&server, &client_id)
+    // Audited as a registration again: it is a new client.
+    let registered = audit_actions(&server, &client_id)
         .await
-        .contains(&"client.document_changed:document:client.test".to_owned()));
+        .into_iter()
+        .filter(|a| a == "client.register:document:client.test")
+        .count();
+    assert_eq!(registered, 2);
+    server
+}
+
+// Conditions outside the document (a suspended organization) refuse the
+// client while they last and take nothing away: resumed, the same client
+// and its grants work again.
+async fn a_suspended_organization_refuses_without_removing(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/org.json", 1);
+    let username = user(&server).await;
+    let mut browser = Browser::new();
+    let (request, code, _) = sign_in(&server, &mut browser, &client_id, &username).await;
+    let tokens = redeem(&server, &client_id, &request, &code).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/organizations/default/suspend",
+            json!({"reason": "audit"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = refresh(&server, &client_id, &refresh_token).await;
+    assert_eq!(
+        outcome(&answer),
+        (401, Some("invalid_client")),
+        "{}",
+        answer.1
+    );
+    assert!(server.store().client(&client_id).await.unwrap().is_some());
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/organizations/default/resume",
+            json!({"reason": "audit done"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = refresh(&server, &client_id, &refresh_token).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    server
+}
+
+// An administrator's revocation stands whatever the document says later.
+async fn a_revoked_document_client_stays_revoked(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/revoked.json", 1);
+    let mut browser = Browser::new();
+    let (_, page) = start(&server, &mut browser, &client_id).await;
+    assert!(is_login(&page), "{}", page.body);
+    let (status, body) = server
+        .admin_post(
+            &format!(
+                "/admin/v1/clients/{}/revoke",
+                client_id.replace(':', "%3A").replace('/', "%2F")
+            ),
+            json!({"reason": "abuse"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    https.serve(
+        "/revoked.json",
+        Document::json(&document(&client_id, json!({"client_name": "Renamed"}))),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, page) = start(&server, &mut browser, &client_id).await;
+    assert_error_page(&page, 403, "revoked");
+    let stored = server.store().client(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.status.as_str(), "revoked");
     server
 }
 
@@ -711,14 +797,20 @@ on_both_backends!(
     a_changed_document_asks_again,
     redirect_uris_come_from_the_document,
     unused_document_clients_are_reaped,
+    a_suspended_organization_refuses_without_removing,
+    a_revoked_document_client_stays_revoked,
     a_gated_domain_waits_for_approval,
     unknown_domains_refused,
 );
 
 on_both_backends!(
     options = super::public_options();
-    special_use_addresses_are_never_fetched,
     unknown_domains_public,
+);
+
+on_both_backends!(
+    options = super::public_strict_options();
+    special_use_addresses_are_never_fetched,
 );
 
 on_both_backends!(
