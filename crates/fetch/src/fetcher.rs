@@ -175,22 +175,47 @@ impl Fetcher {
             .public_policy
             .check_url(url)
             .inspect_err(|e| inner.counters.failure(e))?;
+        let _permit = self.slot(&checked).await?;
+        self.timed_fetch(url, &checked, purpose, true).await
+    }
+
+    /// The host's concurrency slot, waited for at most the fetch timeout.
+    async fn slot(&self, checked: &Checked) -> Result<Option<OwnedSemaphorePermit>, FetchError> {
+        let timeout = self.inner.config.timeout;
+        tokio::time::timeout(timeout, self.host_slot(&checked.host))
+            .await
+            .map_err(|_| FetchError::Timeout {
+                host: checked.host.clone(),
+                after: timeout,
+            })
+            .inspect_err(|e| self.inner.counters.failure(e))
+    }
+
+    /// One fetch within the timeout, counted.
+    async fn timed_fetch(
+        &self,
+        raw: &str,
+        checked: &Checked,
+        purpose: Purpose,
+        public: bool,
+    ) -> Result<Fetched, FetchError> {
+        let inner = &self.inner;
         let timeout = inner.config.timeout;
-        let timed_out = || FetchError::Timeout {
-            host: checked.host.clone(),
-            after: timeout,
-        };
-        let _permit = tokio::time::timeout(timeout, self.host_slot(&checked.host))
+        let result = tokio::time::timeout(timeout, self.fetch_once(checked, purpose, public))
             .await
-            .map_err(|_| timed_out())
-            .inspect_err(|e| inner.counters.failure(e))?;
-        let result = tokio::time::timeout(timeout, self.fetch_once(&checked, purpose, true))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .map_err(|e| with_url(e, url));
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    host: checked.host.clone(),
+                    after: timeout,
+                })
+            })
+            .map_err(|e| with_url(e, raw));
         match &result {
             Ok(_) => bump(&inner.counters.fetched),
-            Err(e) => inner.counters.failure(e),
+            Err(e) => {
+                inner.counters.failure(e);
+                tracing::debug!(url = raw, purpose = purpose.as_str(), error = ?e, "fetch failed");
+            }
         }
         result
     }
@@ -264,33 +289,14 @@ impl Fetcher {
         forced: bool,
     ) -> Result<Fetched, FetchError> {
         let inner = &self.inner;
-        let timeout = inner.config.timeout;
-        let timed_out = || FetchError::Timeout {
-            host: checked.host.clone(),
-            after: timeout,
-        };
-        let _permit = tokio::time::timeout(timeout, self.host_slot(&checked.host))
-            .await
-            .map_err(|_| timed_out())
-            .inspect_err(|e| inner.counters.failure(e))?;
+        let _permit = self.slot(checked).await?;
         // Another caller may have fetched it while this one waited.
         if !forced {
             if let Some(hit) = self.cached(key) {
                 return hit;
             }
         }
-        let result = tokio::time::timeout(timeout, self.fetch_once(checked, purpose, false))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .map_err(|e| with_url(e, raw));
-
-        match &result {
-            Ok(_) => bump(&inner.counters.fetched),
-            Err(e) => {
-                inner.counters.failure(e);
-                tracing::debug!(url = raw, purpose = purpose.as_str(), error = ?e, "fetch failed");
-            }
-        }
+        let result = self.timed_fetch(raw, checked, purpose, false).await;
         let now = inner.clock.now();
         match &result {
             Ok(doc) => {

@@ -188,6 +188,11 @@ async fn refresh(server: &TestServer, client_id: &str, refresh_token: &str) -> (
     .await
 }
 
+/// `client_id` as one path segment of an admin API URL.
+fn encoded(client_id: &str) -> String {
+    client_id.replace(':', "%3A").replace('/', "%2F")
+}
+
 /// The audit actions recorded for `client_id`, in order.
 async fn audit_actions(server: &TestServer, client_id: &str) -> Vec<String> {
     server
@@ -247,10 +252,7 @@ async fn a_trusted_document_client_signs_in(server: TestServer) -> TestServer {
     // CIMD §6.9: the configuration endpoint knows no token for it.
     let read = server
         .http
-        .get(server.url(&format!(
-            "/register/{}",
-            client_id.replace(':', "%3A").replace('/', "%2F")
-        )))
+        .get(server.url(&format!("/register/{}", encoded(&client_id))))
         .bearer_auth("anything")
         .send()
         .await
@@ -639,10 +641,7 @@ async fn a_revoked_document_client_stays_revoked(server: TestServer) -> TestServ
     assert!(is_login(&page), "{}", page.body);
     let (status, body) = server
         .admin_post(
-            &format!(
-                "/admin/v1/clients/{}/revoke",
-                client_id.replace(':', "%3A").replace('/', "%2F")
-            ),
+            &format!("/admin/v1/clients/{}/revoke", encoded(&client_id)),
             json!({"reason": "abuse"}),
         )
         .await;
@@ -683,10 +682,7 @@ async fn a_gated_domain_waits_for_approval(server: TestServer) -> TestServer {
     assert_eq!(stored.profile, "gated");
     let (status, body) = server
         .admin_post(
-            &format!(
-                "/admin/v1/clients/{}/approve",
-                client_id.replace(':', "%3A").replace('/', "%2F")
-            ),
+            &format!("/admin/v1/clients/{}/approve", encoded(&client_id)),
             json!({"reason": "known partner app"}),
         )
         .await;
