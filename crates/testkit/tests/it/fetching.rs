@@ -85,13 +85,13 @@ check_jwks_uri = true
 }
 
 /// A client's P-256 key under a chosen `kid`.
-struct ClientKey {
+pub(crate) struct ClientKey {
     kid: &'static str,
     key: SigningKey,
 }
 
 impl ClientKey {
-    fn new(kid: &'static str) -> Self {
+    pub(crate) fn new(kid: &'static str) -> Self {
         let seed = Sha256::digest(format!("{}{}", random(), random()).as_bytes());
         Self {
             kid,
@@ -99,7 +99,7 @@ impl ClientKey {
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let point = self.key.verifying_key().to_encoded_point(false);
         json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "use": "sig", "alg": "ES256",
                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
@@ -121,7 +121,7 @@ impl ClientKey {
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 
-    fn assertion(&self, client_id: &str, issuer: &str) -> String {
+    pub(crate) fn assertion(&self, client_id: &str, issuer: &str) -> String {
         self.assertion_signed_by(&self.key, client_id, issuer)
     }
 }

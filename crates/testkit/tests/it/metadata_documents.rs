@@ -658,6 +658,58 @@ async fn a_revoked_document_client_stays_revoked(server: TestServer) -> TestServ
     server
 }
 
+// CIMD-15 and MCP-14: a document declaring private_key_jwt makes a
+// confidential client: no token without an assertion signed by its key.
+async fn a_private_key_jwt_document_must_authenticate(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let key = crate::fetching::ClientKey::new("doc-key");
+    let client_id = https.url("client.test", "/service.json");
+    https.serve(
+        "/service.json",
+        Document::json(&document(
+            &client_id,
+            json!({"token_endpoint_auth_method": "private_key_jwt",
+                   "jwks": {"keys": [key.jwk()]},
+                   "grant_types": ["authorization_code", "client_credentials"]}),
+        ))
+        .cache_control("max-age=300"),
+    );
+    let answer = token_as(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (401, Some("invalid_client")),
+        "{}",
+        answer.1
+    );
+    let assertion = key.assertion(&client_id, &server.issuer);
+    let answer = token_as(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+        ],
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let claims = crate::authorization::claims(answer.1["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], client_id.as_str());
+    assert_eq!(https.requests("/service.json"), 1);
+    server
+}
+
 // CIMD-08: the redirect URI must be one the document lists.
 async fn redirect_uris_come_from_the_document(server: TestServer) -> TestServer {
     let https = HttpsServer::start().await;
@@ -795,6 +847,7 @@ on_both_backends!(
     unused_document_clients_are_reaped,
     a_suspended_organization_refuses_without_removing,
     a_revoked_document_client_stays_revoked,
+    a_private_key_jwt_document_must_authenticate,
     a_gated_domain_waits_for_approval,
     unknown_domains_refused,
 );
