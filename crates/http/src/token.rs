@@ -124,6 +124,7 @@ fn credentials(headers: &HeaderMap, form: &mut Form) -> Result<ClientCredentials
         client_secret: form.take("client_secret"),
         client_assertion_type: form.take("client_assertion_type"),
         client_assertion: form.take("client_assertion"),
+        may_fetch: true,
     })
 }
 
@@ -161,19 +162,12 @@ async fn authenticate(
     form: &mut Form,
     probe_jti: Option<&str>,
 ) -> Result<UsableClient, Response> {
-    // A metadata-document client_id may make the server fetch before any
-    // credential is checked: a source already over its failure limit gets
-    // 429 first, so it cannot make the server fetch on its behalf.
-    if form
-        .get("client_id")
-        .is_some_and(charter_protocol::is_document_client_id)
-    {
-        if let Err(wait) = state.limits.check_blocked(source) {
-            return Err(Rejection::TooManyRequests(wait).into_response());
-        }
-    }
     let result = match credentials(headers, form) {
-        Ok(credentials) => {
+        Ok(mut credentials) => {
+            // A metadata-document client_id may make the server fetch
+            // before any credential is checked; a source over its failure
+            // limit may use stored copies but makes it fetch nothing.
+            credentials.may_fetch = state.limits.check_blocked(source).is_ok();
             state
                 .tokens
                 .authenticate_probing(credentials, probe_jti)

@@ -410,7 +410,11 @@ impl Authorizer {
         // decided by the domain policy first. A refusal is a page: nothing
         // about the redirect URI is known to be safe yet (CIMD-01, -09).
         if let (Some(documents), true) = (&self.documents, is_document_client_id(client_id)) {
-            match documents.resolve(client_id, &RequestContext::default()).await {
+            // The endpoint's own per-source limit bounds these fetches.
+            match documents
+                .resolve(client_id, &RequestContext::default(), true)
+                .await
+            {
                 Ok(()) => {}
                 Err(Error::Protocol(e)) => {
                     return Err(error_page(

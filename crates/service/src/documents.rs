@@ -58,10 +58,13 @@ pub struct MetadataDocuments {
     policy: Arc<Policy>,
     fetcher: Fetcher,
     config: MetadataDocumentsConfig,
-    /// Bounds the document fetches in flight.
-    fetches: Semaphore,
+    /// Bound the document fetches in flight.
+    trusted_fetches: Semaphore,
+    unknown_fetches: Semaphore,
     /// One lock per URL being fetched, so concurrent first uses fetch once.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// URLs whose site failed, bridged with the stored copy until then.
+    bridged: Mutex<HashMap<String, i64>>,
 }
 
 /// Why a document client cannot be used now; the description is for the
@@ -70,19 +73,24 @@ fn refused(description: impl Into<String>) -> Error {
     ProtocolError::new(ErrorCode::InvalidClient, description).into()
 }
 
-/// Whether a fetch failure says the document is gone or unacceptable, as
-/// opposed to a failure that may pass (the client is then not removed).
+/// Whether a fetch failure says the document itself is gone or
+/// unacceptable (the client is then removed), as opposed to a failure that
+/// may pass or that this server's own rules cause (refused, nothing
+/// removed): 401, 403 (a CDN's bot wall), 408, 425 and 429 may pass; an
+/// address refused now may be a DNS change or an allowlist edit.
 fn definitive(e: &FetchError) -> bool {
     match e {
-        FetchError::Status { code, .. } => (400..500).contains(code) && *code != 429,
+        FetchError::Status { code, .. } => {
+            (400..500).contains(code) && ![401, 403, 408, 425, 429].contains(code)
+        }
         FetchError::Redirect { .. }
         | FetchError::ContentType { .. }
-        | FetchError::TooLarge { .. }
-        | FetchError::InvalidUrl { .. }
+        | FetchError::TooLarge { .. } => true,
+        FetchError::InvalidUrl { .. }
         | FetchError::NotHttps { .. }
         | FetchError::Userinfo { .. }
-        | FetchError::NonGlobalAddress { .. } => true,
-        FetchError::Resolve { .. }
+        | FetchError::NonGlobalAddress { .. }
+        | FetchError::Resolve { .. }
         | FetchError::NoAddresses { .. }
         | FetchError::Connect { .. }
         | FetchError::Timeout { .. }
@@ -95,8 +103,19 @@ fn definitive(e: &FetchError) -> bool {
 /// document's site fails transiently (RFC 5861 `stale-if-error`).
 const STALE_IF_ERROR: i64 = 3600;
 
-/// Document fetches in flight at once, across all URLs.
-const MAX_CONCURRENT_FETCHES: usize = 32;
+/// Document fetches in flight at once, for trusted and for unknown domains.
+const TRUSTED_FETCHES: usize = 32;
+const UNKNOWN_FETCHES: usize = 8;
+
+/// How long a request waits for a fetch slot before it is bridged or
+/// refused as busy.
+const FETCH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After a bridged failure, how long the site is left alone (seconds).
+const BRIDGE_RETRY: i64 = 30;
+
+/// URLs tracked (locks, bridges) before the idle ones are dropped.
+const MAX_TRACKED_URLS: usize = 256;
 
 /// Why a fetched document was not admitted.
 enum Failure {
@@ -168,8 +187,10 @@ impl MetadataDocuments {
             policy,
             fetcher,
             config,
-            fetches: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            trusted_fetches: Semaphore::new(TRUSTED_FETCHES),
+            unknown_fetches: Semaphore::new(UNKNOWN_FETCHES),
             gates: Mutex::new(HashMap::new()),
+            bridged: Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,7 +202,15 @@ impl MetadataDocuments {
 
     /// Makes the stored client of `client_id` (an https URL) current, or
     /// refuses with `invalid_client` and a description for the user.
-    pub async fn resolve(&self, client_id: &str, context: &RequestContext) -> Result<(), Error> {
+    /// `may_fetch`: false when the caller's source is over its failure
+    /// limit; it may still use a stored copy but makes the server fetch
+    /// nothing.
+    pub async fn resolve(
+        &self,
+        client_id: &str,
+        context: &RequestContext,
+        may_fetch: bool,
+    ) -> Result<(), Error> {
         if !self.config.enabled {
             return Err(refused(
                 "this server does not accept client ID metadata documents; register the client instead",
@@ -197,56 +226,104 @@ impl MetadataDocuments {
         if self.settled(client_id, &binding).await? {
             return Ok(());
         }
+        if !may_fetch {
+            return Err(refused(
+                "too many failed requests from this address; try again later",
+            ));
+        }
         // One fetch per URL at a time (the others then find it settled),
-        // and a bound on document fetches in flight across all URLs.
+        // and a bound on document fetches in flight: a pool for trusted
+        // domains and a smaller one for unknown domains, so that slow
+        // unknown sites cannot hold up trusted clients.
         let gate = self.gate(client_id);
         let _one = gate.lock().await;
         if self.settled(client_id, &binding).await? {
             return Ok(());
         }
-        let _slot = self
-            .fetches
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("the document fetch limit was closed".into()))?;
-        let result = self.refresh(client_id, &host, &binding, context).await;
-        drop(_one);
-        self.release(client_id, gate);
-        result
+        let pool = match binding.unknown {
+            Some(_) => &self.unknown_fetches,
+            None => &self.trusted_fetches,
+        };
+        let Ok(Ok(_slot)) = tokio::time::timeout(FETCH_SLOT_WAIT, pool.acquire()).await else {
+            let stored = self.store.client(client_id).await?;
+            return self.bridge_or_refuse(
+                client_id,
+                stored.as_ref(),
+                &binding,
+                "this server is busy fetching other metadata documents".into(),
+            );
+        };
+        self.refresh(client_id, &host, &binding, context).await
     }
 
     /// Whether the stored client needs no fetch: fresh under the same
-    /// profile, or decided by an administrator (revoked or rejected stand
-    /// whatever the document says; the endpoint's usability check refuses).
+    /// profile (or inside a bridge over its site's failure), or decided by
+    /// an administrator (revoked or rejected stand whatever the document
+    /// says; the endpoint's usability check refuses).
     async fn settled(&self, client_id: &str, binding: &DocumentBinding) -> Result<bool, Error> {
         let Some(stored) = self.store.client(client_id).await? else {
             return Ok(false);
         };
+        let now = crate::now();
         Ok(match stored.status {
             ClientStatus::Revoked | ClientStatus::Rejected => true,
             ClientStatus::Expired => false,
             ClientStatus::Active | ClientStatus::Pending => {
                 stored.profile == binding.profile
-                    && stored
-                        .document
-                        .is_some_and(|d| d.fresh_until > crate::now())
+                    && stored.document.is_some_and(|d| {
+                        d.fresh_until > now
+                            || (d.fresh_until + STALE_IF_ERROR > now
+                                && self.bridged_until(client_id) > now)
+                    })
             }
         })
     }
 
-    /// The lock of `client_id`'s fetch.
-    fn gate(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(gates.entry(client_id.to_owned()).or_default())
+    /// RFC 5861 stale-if-error: while a document's site fails transiently,
+    /// a client whose copy went stale less than an hour ago goes on with
+    /// it, and the site is not asked again for [`BRIDGE_RETRY`] (requests
+    /// would otherwise queue behind each other's timeouts). Otherwise the
+    /// request is refused with `why`; nothing is removed.
+    fn bridge_or_refuse(
+        &self,
+        client_id: &str,
+        stored: Option<&ClientRecord>,
+        binding: &DocumentBinding,
+        why: String,
+    ) -> Result<(), Error> {
+        let now = crate::now();
+        let usable = stored.is_some_and(|s| {
+            matches!(s.status, ClientStatus::Active | ClientStatus::Pending)
+                && s.profile == binding.profile
+                && s.document
+                    .is_some_and(|d| d.fresh_until + STALE_IF_ERROR > now)
+        });
+        if !usable {
+            return Err(refused(why));
+        }
+        tracing::warn!(client_id, reason = %why, "using the stored metadata document while its site fails");
+        let mut bridged = self.bridged.lock().unwrap_or_else(PoisonError::into_inner);
+        if bridged.len() >= MAX_TRACKED_URLS {
+            bridged.retain(|_, until| *until > now);
+        }
+        bridged.insert(client_id.to_owned(), now + BRIDGE_RETRY);
+        Ok(())
     }
 
-    /// Forgets the lock of `client_id` once nobody else holds or awaits it.
-    fn release(&self, client_id: &str, gate: Arc<tokio::sync::Mutex<()>>) {
+    fn bridged_until(&self, client_id: &str) -> i64 {
+        let bridged = self.bridged.lock().unwrap_or_else(PoisonError::into_inner);
+        bridged.get(client_id).copied().unwrap_or(0)
+    }
+
+    /// The lock of `client_id`'s fetch. Locks nobody holds or awaits are
+    /// dropped as the map grows (on every path out, cancellation included),
+    /// so it stays bounded by the URLs in flight.
+    fn gate(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
-        // Ours, and the map's: nobody else has it.
-        if Arc::strong_count(&gate) <= 2 {
-            gates.remove(client_id);
+        if gates.len() >= MAX_TRACKED_URLS {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
         }
+        Arc::clone(gates.entry(client_id.to_owned()).or_default())
     }
 
     /// Fetches, validates, decides and stores the document of `client_id`.
@@ -282,18 +359,7 @@ impl MetadataDocuments {
                     self.remove(existing.as_ref(), &why, context).await?;
                     return Err(refused(why));
                 }
-                // RFC 5861 stale-if-error: an unreachable site does not end
-                // a client whose copy went stale only a little while ago.
-                if let Some(stored) = existing.as_ref().filter(|s| {
-                    matches!(s.status, ClientStatus::Active | ClientStatus::Pending)
-                        && s.profile == binding.profile
-                        && s.document
-                            .is_some_and(|d| d.fresh_until + STALE_IF_ERROR > now)
-                }) {
-                    tracing::warn!(client_id = %stored.client_id, "using the stored metadata document while its site fails");
-                    return Ok(());
-                }
-                return Err(refused(why));
+                return self.bridge_or_refuse(client_id, existing.as_ref(), binding, why);
             }
         };
         let decided = match self
@@ -331,7 +397,9 @@ impl MetadataDocuments {
                 return Ok(());
             }
         }
-        let record = self.record(client_id, &decided, digest, fresh_until, now)?;
+        // Issued now, after the fetch: a token minted for the old client
+        // while this one was fetched predates it (introspection's rule).
+        let record = self.record(client_id, &decided, digest, fresh_until, crate::now())?;
         let changed = existing
             .as_ref()
             .is_some_and(|s| s.status != ClientStatus::Expired);
@@ -416,16 +484,19 @@ impl MetadataDocuments {
     ) -> Result<Decided, Failure> {
         let mut metadata =
             validate_document(client_id, body).map_err(|e| Failure::Document(e.description))?;
+        // The unknown-domain rules are this server's policy, not faults of
+        // the document: a domain dropped from the trusted list refuses its
+        // confidential clients without deleting them.
         if binding.unknown.is_some() {
             if metadata.token_endpoint_auth_method != AuthMethod::None {
-                return Err(Failure::Document(
+                return Err(Failure::Refused(
                     "token_endpoint_auth_method: documents from domains this server does not trust are admitted as public clients only (\"none\")".into(),
                 ));
             }
             // Nothing else is fetched on the word of a document nobody the
             // operator trusts vouched for.
             if metadata.jwks_uri.is_some() || metadata.sector_identifier_uri.is_some() {
-                return Err(Failure::Document(
+                return Err(Failure::Refused(
                     "jwks_uri and sector_identifier_uri are not accepted in documents from domains this server does not trust".into(),
                 ));
             }
@@ -501,7 +572,14 @@ impl MetadataDocuments {
             crate::remote::check_remote_metadata(&self.fetcher, profile, &metadata)
                 .await
                 .map_err(|e| match e {
-                    Error::Protocol(p) => Failure::Refused(p.description),
+                    // The detail (what a name resolved to) goes to the log
+                    // only: the page is shown to anyone.
+                    Error::Protocol(p) => {
+                        tracing::warn!(client_id, reason = %p.description, "a metadata document's jwks_uri or sector_identifier_uri is refused");
+                        Failure::Refused(
+                            "its jwks_uri or sector_identifier_uri cannot be used now".into(),
+                        )
+                    }
                     other => Failure::Internal(other),
                 })?;
         }

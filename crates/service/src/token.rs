@@ -51,6 +51,10 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
     pub client_assertion_type: Option<String>,
     pub client_assertion: Option<String>,
+    /// Whether resolving a metadata-document `client_id` may fetch: false
+    /// for a source over its failure limit, so that it cannot make the
+    /// server fetch on its behalf.
+    pub may_fetch: bool,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -372,7 +376,11 @@ impl TokenService {
         // description may say why.
         if let (Some(documents), true) = (&self.documents, is_document_client_id(&client_id)) {
             documents
-                .resolve(&client_id, &crate::RequestContext::default())
+                .resolve(
+                    &client_id,
+                    &crate::RequestContext::default(),
+                    credentials.may_fetch,
+                )
                 .await
                 .map_err(|e| match e {
                     Error::Protocol(p) => fail(&p.description),

@@ -98,6 +98,15 @@ fn public_strict_options() -> Options {
     options_fetching("public", false)
 }
 
+/// Sources are blocked after 3 failed authentications a minute.
+fn strict_limits_options() -> Options {
+    let mut options = options();
+    options
+        .extra_toml
+        .push_str("\n[limits]\nfailed_authentications_per_minute_per_source = 3\n");
+    options
+}
+
 fn pending_options() -> Options {
     options_with("pending")
 }
@@ -478,18 +487,7 @@ async fn a_removed_document_ends_the_client(server: TestServer) -> TestServer {
     let access_token = tokens["access_token"].as_str().unwrap().to_owned();
     assert_eq!(userinfo_status(&server, &access_token).await, 200);
 
-    // A transient failure (503) of a copy just gone stale: the stored copy
-    // serves on (stale-if-error), so the client keeps its tokens.
-    https.serve(
-        "/gone.json",
-        Document::bytes("application/json", "{}").status(503),
-    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let answer = refresh(&server, &client_id, &refresh_token).await;
-    assert_eq!(answer.0, 200, "{}", answer.1);
-    let refresh_token = answer.1["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(https.requests("/gone.json"), 2);
-
     // Gone for good (404): the client is deleted with its grants.
     https.serve(
         "/gone.json",
@@ -590,6 +588,36 @@ async fn unused_document_clients_are_reaped(server: TestServer) -> TestServer {
         .filter(|a| a == "client.register:document:client.test")
         .count();
     assert_eq!(registered, 2);
+    server
+}
+
+// A site that fails transiently (503) is bridged with the stored copy
+// (RFC 5861 stale-if-error), and left alone for a while: requests do not
+// queue behind its failures.
+async fn a_failing_site_is_bridged(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/flaky.json", 1);
+    let username = user(&server).await;
+    let mut browser = Browser::new();
+    let (request, code, _) = sign_in(&server, &mut browser, &client_id, &username).await;
+    let tokens = redeem(&server, &client_id, &request, &code).await;
+    let mut refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    https.serve(
+        "/flaky.json",
+        Document::bytes("application/json", "{}").status(503),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        let answer = refresh(&server, &client_id, &refresh_token).await;
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        refresh_token = answer.1["refresh_token"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(
+        https.requests("/flaky.json"),
+        2,
+        "one failed fetch, then left alone"
+    );
+    assert!(server.store().client(&client_id).await.unwrap().is_some());
     server
 }
 
@@ -708,6 +736,102 @@ async fn a_private_key_jwt_document_must_authenticate(server: TestServer) -> Tes
     assert_eq!(claims["sub"], client_id.as_str());
     assert_eq!(https.requests("/service.json"), 1);
     server
+}
+
+// Concurrent first uses of one URL fetch it once.
+async fn concurrent_first_uses_fetch_once(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/busy.json", 300);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let url = Request::new(&client_id, CALLBACK_PORT).url(&server);
+        let http = server.http.clone();
+        requests.spawn(async move { http.get(url).send().await.expect("authorize").status() });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.expect("task"), 200);
+    }
+    assert_eq!(https.requests("/busy.json"), 1);
+    server
+}
+
+// A source over its failure limit cannot make the server fetch: not
+// through client_id, nor through the Basic user or an assertion's sub.
+async fn a_blocked_source_makes_the_server_fetch_nothing(server: TestServer) -> TestServer {
+    let https = HttpsServer::start().await;
+    let client_id = publish(&https, "client.test", "/blocked.json", 300);
+    for _ in 0..4 {
+        let answer = token_as(
+            &server,
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", "wrong"),
+            ],
+        )
+        .await;
+        assert!(matches!(answer.0, 401 | 429), "{}", answer.1);
+    }
+    let encoded_id = url_encode(&client_id);
+    let unsigned = format!(
+        "{}.{}.",
+        charter_testkit::b64(br#"{"alg":"ES256"}"#),
+        charter_testkit::b64(
+            json!({"iss": client_id, "sub": client_id})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let by_form = token_as(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    let by_basic = server
+        .http
+        .post(server.url("/token"))
+        .basic_auth(&encoded_id, Some("x"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let by_assertion = token_as(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &unsigned),
+        ],
+    )
+    .await;
+    assert_eq!(by_form.0, 429, "{}", by_form.1);
+    assert_eq!(by_basic, 429);
+    assert_eq!(by_assertion.0, 429, "{}", by_assertion.1);
+    assert_eq!(https.requests("/blocked.json"), 0, "nothing was fetched");
+    server
+}
+
+/// Form-encodes `text` (RFC 6749 §2.3.1 Basic credentials).
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 // CIMD-08: the redirect URI must be one the document lists.
@@ -848,6 +972,8 @@ on_both_backends!(
     a_suspended_organization_refuses_without_removing,
     a_revoked_document_client_stays_revoked,
     a_private_key_jwt_document_must_authenticate,
+    a_failing_site_is_bridged,
+    concurrent_first_uses_fetch_once,
     a_gated_domain_waits_for_approval,
     unknown_domains_refused,
 );
@@ -860,6 +986,11 @@ on_both_backends!(
 on_both_backends!(
     options = super::public_strict_options();
     special_use_addresses_are_never_fetched,
+);
+
+on_both_backends!(
+    options = super::strict_limits_options();
+    a_blocked_source_makes_the_server_fetch_nothing,
 );
 
 on_both_backends!(
