@@ -167,7 +167,18 @@ async fn authenticate(
             // A metadata-document client_id may make the server fetch
             // before any credential is checked; a source over its failure
             // limit may use stored copies but makes it fetch nothing.
-            credentials.may_fetch = state.limits.check_blocked(source).is_ok();
+            // (Only asked when a document could be named: the common path
+            // takes no lock for it.)
+            let document = |id: &str| charter_protocol::is_document_client_id(id);
+            let may_name_document = credentials.client_id.as_deref().is_some_and(document)
+                || credentials
+                    .basic
+                    .as_ref()
+                    .is_some_and(|(id, _)| document(id))
+                || credentials.client_assertion.is_some();
+            if may_name_document {
+                credentials.may_fetch = state.limits.check_blocked(source).is_ok();
+            }
             state
                 .tokens
                 .authenticate_probing(credentials, probe_jti)
