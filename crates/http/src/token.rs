@@ -8,7 +8,8 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use charter_protocol::{Error as ProtocolError, ErrorCode};
+use charter_protocol::capabilities::TOKEN_GRANT_TYPES;
+use charter_protocol::{Error as ProtocolError, ErrorCode, GrantType};
 use charter_service::{ClientCredentials, Error, ProofSite, UsableClient};
 use http_body_util::{BodyExt, Limited};
 use std::collections::HashMap;
@@ -235,19 +236,23 @@ pub async fn token(
     mut form: Form,
 ) -> Result<Response, Response> {
     let fail = |e: Error| ApiError(e).into_response();
-    let grant_type = form.require("grant_type").map_err(fail)?.to_owned();
-    if !matches!(
-        grant_type.as_str(),
-        "client_credentials" | "authorization_code" | "refresh_token"
-    ) {
+    let requested = form.require("grant_type").map_err(fail)?;
+    // Refused before the client authenticates: the list is the one
+    // discovery advertises (`capabilities::TOKEN_GRANT_TYPES`).
+    let Some(grant_type) = GrantType::parse(requested).filter(|g| TOKEN_GRANT_TYPES.contains(g))
+    else {
+        let served: Vec<&str> = TOKEN_GRANT_TYPES.iter().map(|g| g.as_str()).collect();
         return Err(fail(
             ProtocolError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type: {grant_type:?} is not supported; use authorization_code, refresh_token or client_credentials"),
+                format!(
+                    "grant_type: {requested:?} is not supported; use {}",
+                    served.join(", ")
+                ),
             )
             .into(),
         ));
-    }
+    };
     let client = authenticate(&state, source, &headers, &mut form, None).await?;
     let proofs = dpop_headers(&headers);
     // Most token requests carry no proof: nothing to build for them.
@@ -267,11 +272,11 @@ pub async fn token(
             .map_err(fail)?
     };
     let tokens = &state.tokens;
-    let body = match grant_type.as_str() {
-        "client_credentials" => {
+    let body = match grant_type {
+        GrantType::ClientCredentials => {
             tokens.client_credentials(&client, form.get("scope"), &form.resources, dpop.as_ref())
         }
-        "authorization_code" => {
+        GrantType::AuthorizationCode => {
             tokens
                 .authorization_code(
                     &client,
@@ -284,7 +289,7 @@ pub async fn token(
                 )
                 .await
         }
-        _ => {
+        GrantType::RefreshToken => {
             tokens
                 .refresh(
                     &client,
